@@ -1,0 +1,8 @@
+export {
+  AofqError,
+  ERRORS,
+  type ErrorCode,
+  type ErrorParams,
+  type ErrorSpec,
+  isAofqError,
+} from './registry.js';

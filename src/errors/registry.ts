@@ -1,0 +1,177 @@
+/**
+ * The one registry of aofq's error codes. Clients match on `code`; the message
+ * is for people. Each entry gives the HTTP status and, for the RESP port, the
+ * Redis error prefix (`ERR`, `WRONGTYPE`, `MISCONF`, ...). Messages are
+ * templates: `{name}` is filled from the error's params. Later issues add
+ * codes here and nowhere else; docs/ERRORS.md and openapi.yaml list them all.
+ */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly resp: string;
+  readonly message: string;
+}
+
+export const ERRORS = {
+  // --- RESP protocol ---
+  AOFQ_ERR_RESP_PROTOCOL: { status: 400, resp: 'ERR', message: 'Protocol error: {reason}' },
+  AOFQ_ERR_RESP_LIMIT: { status: 400, resp: 'ERR', message: 'Protocol error: {reason}' },
+
+  // --- commands (store); messages are Redis's own ---
+  AOFQ_ERR_CMD_UNKNOWN: {
+    status: 400,
+    resp: 'ERR',
+    message: "unknown command '{command}', with args beginning with: {args}",
+  },
+  AOFQ_ERR_CMD_ARITY: {
+    status: 400,
+    resp: 'ERR',
+    message: "wrong number of arguments for '{command}' command",
+  },
+  AOFQ_ERR_CMD_SYNTAX: { status: 400, resp: 'ERR', message: 'syntax error' },
+  AOFQ_ERR_CMD_WRONGTYPE: {
+    status: 400,
+    resp: 'WRONGTYPE',
+    message: 'Operation against a key holding the wrong kind of value',
+  },
+  AOFQ_ERR_CMD_NOT_INTEGER: { status: 400, resp: 'ERR', message: 'value is not an integer or out of range' },
+  AOFQ_ERR_CMD_HASH_NOT_INTEGER: { status: 400, resp: 'ERR', message: 'hash value is not an integer' },
+  AOFQ_ERR_CMD_OVERFLOW: { status: 400, resp: 'ERR', message: 'increment or decrement would overflow' },
+  AOFQ_ERR_CMD_BAD_EXPIRE: {
+    status: 400,
+    resp: 'ERR',
+    message: "invalid expire time in '{command}' command",
+  },
+  AOFQ_ERR_CMD_DB_INDEX: { status: 400, resp: 'ERR', message: 'DB index is out of range' },
+  AOFQ_ERR_CMD_BAD_CURSOR: { status: 400, resp: 'ERR', message: 'invalid cursor' },
+  AOFQ_ERR_CMD_STRING_TOO_LONG: { status: 400, resp: 'ERR', message: 'string exceeds maximum allowed size' },
+  AOFQ_ERR_CMD_NOAUTH: { status: 401, resp: 'NOAUTH', message: 'Authentication required.' },
+
+  // --- AOF engine ---
+  AOFQ_ERR_AOF_WRITE_FAILED: {
+    status: 503,
+    resp: 'MISCONF',
+    message:
+      'Errors writing to the AOF file: {reason}. Writes are refused until the disk accepts them again.',
+  },
+  AOFQ_ERR_AOF_CLOSED: { status: 503, resp: 'ERR', message: 'The AOF is closed' },
+  AOFQ_ERR_AOF_MANIFEST: { status: 500, resp: 'ERR', message: '{reason}' },
+  AOFQ_ERR_AOF_CORRUPT: {
+    status: 500,
+    resp: 'ERR',
+    message:
+      'Bad file format reading the append only file {file} at offset {offset}: {reason}. Run: {repair}',
+  },
+  AOFQ_ERR_AOF_TRUNCATED: {
+    status: 500,
+    resp: 'ERR',
+    message: 'Unexpected end of file reading the append only file {file} at offset {offset}. Run: {repair}',
+  },
+  AOFQ_ERR_AOF_MISSING_FILE: { status: 500, resp: 'ERR', message: "The AOF file {file} doesn't exist" },
+  AOFQ_ERR_AOF_REWRITE_IN_PROGRESS: {
+    status: 409,
+    resp: 'ERR',
+    message: 'Background append only file rewriting already in progress',
+  },
+  AOFQ_ERR_AOF_NO_SPACE: {
+    status: 507,
+    resp: 'ERR',
+    message: 'Not enough free disk space for a rewrite: {free} bytes free, {needed} needed',
+  },
+  AOFQ_ERR_AOF_REWRITE_FAILED: {
+    status: 500,
+    resp: 'ERR',
+    message: 'Background AOF rewrite failed: {reason}',
+  },
+
+  // --- queues and jobs ---
+  AOFQ_ERR_QUEUE_NOT_FOUND: { status: 404, resp: 'ERR', message: "Queue '{queue}' does not exist" },
+  AOFQ_ERR_QUEUE_INVALID_NAME: {
+    status: 400,
+    resp: 'ERR',
+    message: 'Invalid queue name: must match ^[A-Za-z0-9._:-]{1,128}$',
+  },
+  AOFQ_ERR_QUEUE_FULL: {
+    status: 429,
+    resp: 'ERR',
+    message: "Queue '{queue}' is full: it holds {maxJobs} jobs (maxJobs)",
+  },
+  AOFQ_ERR_QUEUE_INVALID_CONFIG: {
+    status: 400,
+    resp: 'ERR',
+    message: 'Invalid queue configuration: {reason}',
+  },
+  AOFQ_ERR_JOB_NOT_FOUND: { status: 404, resp: 'ERR', message: "Job '{id}' not found in queue '{queue}'" },
+  AOFQ_ERR_JOB_INVALID: { status: 400, resp: 'ERR', message: 'Invalid job: {reason}' },
+  AOFQ_ERR_JOB_DATA_TOO_LARGE: {
+    status: 413,
+    resp: 'ERR',
+    message: 'Job data is {size} bytes, over the queue limit of {limit} bytes',
+  },
+  AOFQ_ERR_JOB_STATE: { status: 409, resp: 'ERR', message: "Job '{id}' is {state}: {reason}" },
+  AOFQ_ERR_LEASE_LOST: {
+    status: 409,
+    resp: 'ERR',
+    message: "The lease on job '{id}' is lost: the token is stale, the lease expired or the job is finished",
+  },
+  AOFQ_ERR_LEASE_INVALID: { status: 400, resp: 'ERR', message: 'Invalid lease request: {reason}' },
+
+  // --- server, HTTP, auth, config ---
+  AOFQ_ERR_HTTP_VALIDATION: { status: 400, resp: 'ERR', message: '{reason}' },
+  AOFQ_ERR_HTTP_BODY_TOO_LARGE: {
+    status: 413,
+    resp: 'ERR',
+    message: 'Request body is larger than {limit} bytes',
+  },
+  AOFQ_ERR_HTTP_NOT_FOUND: { status: 404, resp: 'ERR', message: 'Route {method} {url} not found' },
+  AOFQ_ERR_HTTP_TOO_MANY_POLLS: {
+    status: 429,
+    resp: 'ERR',
+    message: 'Too many long polls on this connection',
+  },
+  AOFQ_ERR_AUTH_MISSING: { status: 401, resp: 'NOAUTH', message: 'Authentication required' },
+  AOFQ_ERR_AUTH_FORBIDDEN: { status: 403, resp: 'NOPERM', message: "This token's role may not {action}" },
+  AOFQ_ERR_SERVER_LOADING: { status: 503, resp: 'LOADING', message: 'aofq is loading the dataset in memory' },
+  AOFQ_ERR_SERVER_SHUTTING_DOWN: { status: 503, resp: 'ERR', message: 'aofq is shutting down' },
+  AOFQ_ERR_CONFIG_INVALID: { status: 400, resp: 'ERR', message: 'Invalid configuration: {reason}' },
+  AOFQ_ERR_CONFIG_READONLY: {
+    status: 400,
+    resp: 'ERR',
+    message: "CONFIG SET failed: '{directive}' cannot be changed at run time",
+  },
+  AOFQ_ERR_INTERNAL: { status: 500, resp: 'ERR', message: 'Internal error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export type ErrorParams = Readonly<Record<string, string | number>>;
+
+function render(template: string, params: ErrorParams): string {
+  return template.replace(/\{(\w+)\}/g, (whole, name: string) =>
+    Object.hasOwn(params, name) ? String(params[name]) : whole,
+  );
+}
+
+/** Every error that aofq means to report carries a code from the registry. */
+export class AofqError extends Error {
+  override name = 'AofqError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly params: ErrorParams;
+
+  constructor(code: ErrorCode, params: ErrorParams = {}, options?: { cause?: unknown }) {
+    const spec: ErrorSpec = ERRORS[code];
+    super(render(spec.message, params), options);
+    this.code = code;
+    this.status = spec.status;
+    this.params = params;
+  }
+
+  /** The error as a RESP error line's text, without the leading '-'. */
+  toResp(): string {
+    return `${ERRORS[this.code].resp} ${this.message}`;
+  }
+}
+
+export function isAofqError(err: unknown, code?: ErrorCode): err is AofqError {
+  return err instanceof AofqError && (code === undefined || err.code === code);
+}

@@ -114,6 +114,17 @@ export const ERRORS = {
     message: "The lease on job '{id}' is lost: the token is stale, the lease expired or the job is finished",
   },
   AOFQ_ERR_LEASE_INVALID: { status: 400, resp: 'ERR', message: 'Invalid lease request: {reason}' },
+  AOFQ_ERR_QUEUE_INVALID_REQUEST: { status: 400, resp: 'ERR', message: 'Invalid queue request: {reason}' },
+  AOFQ_ERR_QUEUE_BUSY: {
+    status: 409,
+    resp: 'ERR',
+    message: "Queue '{queue}' has {active} active jobs: obliterate it with force",
+  },
+  AOFQ_ERR_QUEUE_RECORD_INVALID: {
+    status: 500,
+    resp: 'ERR',
+    message: "Malformed queue record '{command}': {reason}",
+  },
 
   // --- server, HTTP, auth, config ---
   AOFQ_ERR_HTTP_VALIDATION: { status: 400, resp: 'ERR', message: '{reason}' },

@@ -1,0 +1,274 @@
+/**
+ * The node: one AOF engine wired to the two state machines, the key-value
+ * store and the queues. It owns the one command path of aofq:
+ *
+ *   validate → apply → append to AOF → wait for the durability asked for → reply
+ *
+ * and the leader's timers (lease expiry, delayed promotion, active key
+ * expiry), each of which produces ordinary logged records. On open it replays
+ * the AOF into the state machines; replay never reads a clock.
+ *
+ * What a reply promises (docs/ARCHITECTURE.md, README):
+ *  - every reply to a write leaves only after its records were written to the
+ *    AOF file (so a crash of the process alone loses nothing that was answered);
+ *  - under `appendfsync always`, and for queues with `durability: fsync` (or
+ *    `replicated`, until followers exist), only after they were fdatasync'ed;
+ *  - reads see the latest applied state, which another client's write may not
+ *    have made durable yet (as in Redis).
+ */
+import { createHash } from 'node:crypto';
+import type { AofConfig } from '../aof/config.js';
+import { AofEngine } from '../aof/engine.js';
+import type { FsLayer } from '../aof/fs.js';
+import { AofqError } from '../errors/index.js';
+import { type QueueEvent, type QueueRequest, type QueueResult, Queues } from '../queue/index.js';
+import type { RespValue } from '../resp/types.js';
+import { Store } from '../store/index.js';
+import { assert } from '../util/assert.js';
+import { type Clock, systemClock } from '../util/clock.js';
+import { type Logger, silentLogger } from '../util/logger.js';
+import type { ApplyContext } from '../util/state.js';
+
+export type Durability = 'default' | 'fsync' | 'replicated';
+
+export interface NodeOptions {
+  fs?: FsLayer;
+  logger?: Logger;
+  clock?: Clock;
+  /** Keys examined per active-expiry cycle (10 cycles a second). */
+  activeExpireKeys?: number;
+  /** Called for every queue event applied on this node, live (not during load). */
+  onQueueEvent?: (queue: string, event: QueueEvent) => void;
+}
+
+const ACTIVE_EXPIRE_INTERVAL_MS = 100;
+/** Node's setTimeout takes at most a signed 32-bit delay. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+type Waiter = () => void;
+
+export class AofqNode {
+  readonly store: Store;
+  readonly queues: Queues;
+  readonly aof: AofEngine;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly queueWaiters = new Map<string, Set<Waiter>>();
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  private deadlineAt = Number.POSITIVE_INFINITY;
+  private expireTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private live = false;
+
+  private constructor(store: Store, queues: Queues, aof: AofEngine, clock: Clock, logger: Logger) {
+    this.store = store;
+    this.queues = queues;
+    this.aof = aof;
+    this.clock = clock;
+    this.logger = logger;
+  }
+
+  static async open(cfg: AofConfig, options: NodeOptions = {}): Promise<AofqNode> {
+    const clock = options.clock ?? systemClock;
+    const logger = options.logger ?? silentLogger;
+    const store = new Store();
+    // The node that the event hook forwards to exists only after the load.
+    let node: AofqNode | null = null;
+    const queues = new Queues({
+      onEvent: (queue, event) => {
+        if (node?.live) node.onQueueEvent(queue, event, options.onQueueEvent);
+      },
+    });
+    const sink = {
+      record(argv: Buffer[]): void {
+        const first = argv[0];
+        if (first === undefined) throw new AofqError('AOFQ_ERR_AOF_CORRUPT', { reason: 'empty record' });
+        const name = first.toString('latin1').toUpperCase();
+        if (queues.owns(name)) queues.replay(argv);
+        else store.replay(argv);
+      },
+    };
+    const aof = await AofEngine.open(cfg, { fs: options.fs, logger, clock }, sink);
+    node = new AofqNode(store, queues, aof, clock, logger);
+    node.live = true;
+    node.startTimers(options.activeExpireKeys ?? 20);
+    logger.info({ lastLsn: aof.lastLsn, keys: store.size }, 'aofq node ready');
+    return node;
+  }
+
+  private context(): ApplyContext {
+    return { nowMs: this.clock.nowMs() };
+  }
+
+  /** Writes are refused before they are applied while the AOF cannot write. */
+  private checkWritable(): void {
+    if (this.closed) throw new AofqError('AOFQ_ERR_SERVER_SHUTTING_DOWN');
+    if (!this.aof.writable) {
+      throw new AofqError('AOFQ_ERR_AOF_WRITE_FAILED', { reason: String(this.aof.info().aof_last_write_status) });
+    }
+  }
+
+  private appendAll(records: readonly (readonly Buffer[])[]): number {
+    let last = 0;
+    for (const record of records) last = this.aof.append(record);
+    return last;
+  }
+
+  /** Wait until `lsn` satisfies `durability`; see the module comment. */
+  private async settle(lsn: number, durability: Durability): Promise<void> {
+    if (lsn === 0) return;
+    if (durability !== 'default' || this.aof.appendfsync === 'always') await this.aof.waitDurable(lsn);
+    else await this.aof.waitWritten(lsn);
+  }
+
+  /** One key-value command (argv as a Redis client sends it). Errors throw AofqError. */
+  async command(argv: readonly Buffer[]): Promise<RespValue> {
+    const name = argv[0]?.toString('latin1').toLowerCase() ?? '';
+    if (this.store.isWriteCommand(name)) this.checkWritable();
+    else if (this.closed) throw new AofqError('AOFQ_ERR_SERVER_SHUTTING_DOWN');
+    const { reply, records } = this.store.execute(argv, this.context());
+    // A read may still log records: the DEL of a key that it found expired.
+    await this.settle(this.appendAll(records), 'default');
+    return reply;
+  }
+
+  /** One queue operation. */
+  async queue<R extends QueueRequest>(request: R): Promise<QueueResult<R>> {
+    if (this.queues.isWrite(request)) this.checkWritable();
+    else if (this.closed) throw new AofqError('AOFQ_ERR_SERVER_SHUTTING_DOWN');
+    const { result, records } = this.queues.execute(request, this.context());
+    const lsn = this.appendAll(records);
+    this.armDeadline();
+    await this.settle(lsn, this.queues.durabilityOf(request.queue));
+    return result;
+  }
+
+  /**
+   * A lease that waits up to `waitMs` for a job (a long poll). It is answered
+   * as soon as a job becomes available, without polling: queue events wake it.
+   */
+  async leaseWait(
+    request: Extract<QueueRequest, { op: 'lease' }>,
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<QueueResult<Extract<QueueRequest, { op: 'lease' }>>> {
+    const deadline = this.clock.nowMs() + waitMs;
+    for (;;) {
+      const result = await this.queue(request);
+      if (result.jobs.length > 0 || waitMs <= 0) return result;
+      const left = deadline - this.clock.nowMs();
+      if (left <= 0 || signal?.aborted || this.closed) return result;
+      const woken = await this.waitForQueue(request.queue, left, signal);
+      if (!woken) return this.queue(request);
+    }
+  }
+
+  /** Resolves true when the queue may have a job, false on timeout or abort. */
+  private waitForQueue(queue: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    return new Promise((resolve) => {
+      let set = this.queueWaiters.get(queue);
+      if (!set) {
+        set = new Set();
+        this.queueWaiters.set(queue, set);
+      }
+      const waiters = set;
+      const finish = (woken: boolean): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        waiters.delete(wake);
+        if (waiters.size === 0) this.queueWaiters.delete(queue);
+        resolve(woken);
+      };
+      const wake: Waiter = () => finish(true);
+      const onAbort = (): void => finish(false);
+      const timer = setTimeout(() => finish(false), Math.min(timeoutMs, MAX_TIMER_MS));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      waiters.add(wake);
+    });
+  }
+
+  private onQueueEvent(
+    queue: string,
+    event: QueueEvent,
+    forward: ((queue: string, event: QueueEvent) => void) | undefined,
+  ): void {
+    if (WAKING_EVENTS.has(event.event)) {
+      const waiters = this.queueWaiters.get(queue);
+      // Wake one waiter per event; a woken waiter that finds nothing waits again.
+      if (waiters) for (const wake of waiters) {
+        wake();
+        break;
+      }
+    }
+    forward?.(queue, event);
+  }
+
+  private startTimers(activeExpireKeys: number): void {
+    this.expireTimer = setInterval(() => this.activeExpire(activeExpireKeys), ACTIVE_EXPIRE_INTERVAL_MS);
+    this.expireTimer.unref();
+    this.armDeadline();
+  }
+
+  private activeExpire(maxKeys: number): void {
+    if (this.closed || !this.aof.writable) return;
+    const records = this.store.activeExpireCycle(this.context(), maxKeys);
+    this.appendAll(records);
+  }
+
+  /** Keep one timer at the queues' earliest deadline (lease expiry, delayed job, limiter window). */
+  private armDeadline(): void {
+    if (this.closed) return;
+    const next = this.queues.nextDeadline();
+    if (next === null) return;
+    if (this.deadlineTimer !== null && next >= this.deadlineAt) return;
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+    this.deadlineAt = next;
+    const delay = Math.min(Math.max(0, next - this.clock.nowMs()), MAX_TIMER_MS);
+    this.deadlineTimer = setTimeout(() => this.onDeadline(), delay);
+    this.deadlineTimer.unref();
+  }
+
+  private onDeadline(): void {
+    this.deadlineTimer = null;
+    this.deadlineAt = Number.POSITIVE_INFINITY;
+    if (this.closed) return;
+    if (this.aof.writable) {
+      const { records } = this.queues.tick(this.context());
+      this.appendAll(records);
+      this.armDeadline();
+    } else {
+      // The disk refuses writes: try again once the engine has had a chance to recover.
+      this.deadlineTimer = setTimeout(() => this.onDeadline(), 1000);
+      this.deadlineTimer.unref();
+    }
+  }
+
+  /** Run the queue timers now (tests drive a ManualClock and call this). */
+  tick(): number {
+    assert(!this.closed, 'tick after close');
+    const { records } = this.queues.tick(this.context());
+    const lsn = this.appendAll(records);
+    this.armDeadline();
+    return lsn;
+  }
+
+  /** A digest of the whole state (store and queues), hex. */
+  digest(): string {
+    const hash = createHash('sha256');
+    this.store.digest(hash);
+    this.queues.digest(hash);
+    return hash.digest('hex');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+    if (this.expireTimer !== null) clearInterval(this.expireTimer);
+    for (const waiters of this.queueWaiters.values()) for (const wake of [...waiters]) wake();
+    await this.aof.close();
+  }
+}
+
+/** Events after which a long-polling consumer may find a job. */
+const WAKING_EVENTS = new Set(['added', 'waiting', 'resumed', 'stalled', 'prioritized']);

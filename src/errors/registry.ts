@@ -16,6 +16,52 @@ export const ERRORS = {
   AOFQ_ERR_RESP_PROTOCOL: { status: 400, resp: 'ERR', message: 'Protocol error: {reason}' },
   AOFQ_ERR_RESP_LIMIT: { status: 400, resp: 'ERR', message: 'Protocol error: {reason}' },
 
+  // --- RESP port: server-level commands; messages are Redis's own ---
+  AOFQ_ERR_RESP_MAX_CLIENTS: { status: 503, resp: 'ERR', message: 'max number of clients reached' },
+  AOFQ_ERR_RESP_NOPROTO: {
+    status: 400,
+    resp: 'NOPROTO',
+    message: 'sorry, this protocol version is not supported',
+  },
+  AOFQ_ERR_RESP_WRONGPASS: {
+    status: 401,
+    resp: 'WRONGPASS',
+    message: 'invalid username-password pair or user is disabled.',
+  },
+  AOFQ_ERR_RESP_AUTH_NOT_CONFIGURED: {
+    status: 400,
+    resp: 'ERR',
+    message:
+      'AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
+  },
+  AOFQ_ERR_RESP_HELLO_NOAUTH: {
+    status: 401,
+    resp: 'NOAUTH',
+    message:
+      'HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time',
+  },
+  AOFQ_ERR_RESP_UNKNOWN_SUBCOMMAND: {
+    status: 400,
+    resp: 'ERR',
+    message: "unknown subcommand '{subcommand}'. Try {command} HELP.",
+  },
+  AOFQ_ERR_RESP_CONFIG_UNKNOWN: {
+    status: 400,
+    resp: 'ERR',
+    message: "Unknown option or number of arguments for CONFIG SET - '{directive}'",
+  },
+  AOFQ_ERR_RESP_CONFIG_BAD_VALUE: {
+    status: 400,
+    resp: 'ERR',
+    message: "CONFIG SET failed (possibly related to argument '{directive}') - {reason}",
+  },
+  AOFQ_ERR_RESP_WAITAOF_NO_AOF: {
+    status: 400,
+    resp: 'ERR',
+    message: 'WAITAOF cannot be used when numlocal is set but appendonly is disabled.',
+  },
+  AOFQ_ERR_RESP_BAD_ARGUMENT: { status: 400, resp: 'ERR', message: '{reason}' },
+
   // --- commands (store); messages are Redis's own ---
   AOFQ_ERR_CMD_UNKNOWN: {
     status: 400,
@@ -45,6 +91,19 @@ export const ERRORS = {
   AOFQ_ERR_CMD_BAD_CURSOR: { status: 400, resp: 'ERR', message: 'invalid cursor' },
   AOFQ_ERR_CMD_STRING_TOO_LONG: { status: 400, resp: 'ERR', message: 'string exceeds maximum allowed size' },
   AOFQ_ERR_CMD_NOAUTH: { status: 401, resp: 'NOAUTH', message: 'Authentication required.' },
+  AOFQ_ERR_CMD_DECREMENT_OVERFLOW: { status: 400, resp: 'ERR', message: 'decrement would overflow' },
+  AOFQ_ERR_CMD_OUT_OF_RANGE: {
+    status: 400,
+    resp: 'ERR',
+    message: 'value is out of range, value must between {min} and {max}',
+  },
+  AOFQ_ERR_CMD_UNSUPPORTED_OPTION: { status: 400, resp: 'ERR', message: 'Unsupported option {option}' },
+  AOFQ_ERR_CMD_INCOMPATIBLE_OPTIONS: {
+    status: 400,
+    resp: 'ERR',
+    message: '{options} options at the same time are not compatible',
+  },
+  AOFQ_ERR_STORE_BAD_RECORD: { status: 500, resp: 'ERR', message: "Bad store record '{command}': {reason}" },
 
   // --- AOF engine ---
   AOFQ_ERR_AOF_WRITE_FAILED: {
@@ -67,6 +126,11 @@ export const ERRORS = {
     message: 'Unexpected end of file reading the append only file {file} at offset {offset}. Run: {repair}',
   },
   AOFQ_ERR_AOF_MISSING_FILE: { status: 500, resp: 'ERR', message: "The AOF file {file} doesn't exist" },
+  AOFQ_ERR_AOF_BAD_RECORD: {
+    status: 500,
+    resp: 'ERR',
+    message: 'Bad record in the append only file {file} at offset {offset} (LSN {lsn}): {reason}',
+  },
   AOFQ_ERR_AOF_REWRITE_IN_PROGRESS: {
     status: 409,
     resp: 'ERR',
@@ -134,12 +198,26 @@ export const ERRORS = {
     message: 'Request body is larger than {limit} bytes',
   },
   AOFQ_ERR_HTTP_NOT_FOUND: { status: 404, resp: 'ERR', message: 'Route {method} {url} not found' },
+  AOFQ_ERR_HTTP_BAD_JSON: { status: 400, resp: 'ERR', message: 'Request body is not valid JSON: {reason}' },
+  AOFQ_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    resp: 'ERR',
+    message: 'Unsupported Content-Type {contentType}: send application/json',
+  },
+  AOFQ_ERR_HTTP_NOT_ACCEPTABLE: { status: 406, resp: 'ERR', message: 'Cannot answer in {accept}' },
+  AOFQ_ERR_HTTP_NOT_IMPLEMENTED: { status: 501, resp: 'ERR', message: '{operation} is not implemented yet' },
+  AOFQ_ERR_AOF_REWRITE_UNAVAILABLE: {
+    status: 501,
+    resp: 'ERR',
+    message: 'AOF rewrite is not available in this version of aofq',
+  },
   AOFQ_ERR_HTTP_TOO_MANY_POLLS: {
     status: 429,
     resp: 'ERR',
     message: 'Too many long polls on this connection',
   },
   AOFQ_ERR_AUTH_MISSING: { status: 401, resp: 'NOAUTH', message: 'Authentication required' },
+  AOFQ_ERR_AUTH_INVALID: { status: 401, resp: 'WRONGPASS', message: 'Invalid bearer token' },
   AOFQ_ERR_AUTH_FORBIDDEN: { status: 403, resp: 'NOPERM', message: "This token's role may not {action}" },
   AOFQ_ERR_SERVER_LOADING: { status: 503, resp: 'LOADING', message: 'aofq is loading the dataset in memory' },
   AOFQ_ERR_SERVER_SHUTTING_DOWN: { status: 503, resp: 'ERR', message: 'aofq is shutting down' },

@@ -4,18 +4,27 @@
  * growable buffer, no string concatenation, lengths written as ASCII digits.
  */
 import { assert } from '../util/assert.js';
+import { LIMITS } from '../util/limits.js';
+import { ErrorReply, type RespValue, SimpleString } from './types.js';
 
 const CRLF = 0x0d0a;
 const INITIAL = 4096;
+const EMPTY = Buffer.alloc(0);
+const INT64_MAX = 9223372036854775807n;
+const INT64_MIN = -9223372036854775808n;
 
 export type Arg = Buffer | string;
 
 export class RespWriter {
   private buf: Buffer;
   private len = 0;
+  /** Size of the next buffer after take(), which leaves the writer without one until it writes again. */
+  private capacity: number;
 
   constructor(initialBytes = INITIAL) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
+    assert(Number.isSafeInteger(initialBytes) && initialBytes >= 0, 'initial bytes');
+    this.capacity = Math.max(initialBytes, 64);
+    this.buf = initialBytes > 0 ? Buffer.allocUnsafe(initialBytes) : EMPTY;
   }
 
   get length(): number {
@@ -25,7 +34,8 @@ export class RespWriter {
   private reserve(extra: number): void {
     const need = this.len + extra;
     if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
+    // Was an infinite loop for a zero-sized buffer; after take() the old capacity is reused.
+    let size = this.buf.length === 0 ? this.capacity : this.buf.length * 2;
     while (size < need) size *= 2;
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.len);
@@ -85,7 +95,10 @@ export class RespWriter {
 
   /** `:<n>\r\n` */
   integer(n: number | bigint): this {
-    if (typeof n === 'bigint') return this.line(0x3a, n.toString());
+    if (typeof n === 'bigint') {
+      assert(n >= INT64_MIN && n <= INT64_MAX, 'RESP integer must fit in 64 bits');
+      return this.line(0x3a, n.toString());
+    }
     assert(Number.isSafeInteger(n), 'RESP integer must be a safe integer');
     this.prefixed(0x3a, n);
     return this;
@@ -125,10 +138,15 @@ export class RespWriter {
     return Buffer.from(this.buf.subarray(0, this.len));
   }
 
-  /** What was written, without a copy, and an empty writer. The view is valid until the next write. */
+  /**
+   * What was written, without a copy, and an empty writer. The writer never
+   * touches the returned bytes again: its next write allocates a new buffer
+   * (lazily, so `encodeCommand` allocates once, not twice).
+   */
   take(): Buffer {
     const out = this.buf.subarray(0, this.len);
-    this.buf = Buffer.allocUnsafe(Math.max(INITIAL, this.buf.length));
+    this.capacity = Math.max(this.capacity, this.buf.length);
+    this.buf = EMPTY;
     this.len = 0;
     return out;
   }
@@ -146,4 +164,40 @@ export function encodeCommand(argv: readonly Arg[]): Buffer {
   let size = 16;
   for (const a of argv) size += (typeof a === 'string' ? Buffer.byteLength(a) : a.length) + 16;
   return new RespWriter(size).command(argv).take();
+}
+
+/**
+ * Encode any RESP value: a Buffer as a bulk string, null as the null bulk
+ * `$-1`, a number or bigint as an integer, SimpleString as `+`, ErrorReply as
+ * `-`, arrays recursively (at most LIMITS.respMaxDepth deep, so that our own
+ * decoder reads back whatever we write).
+ */
+export function writeValue(writer: RespWriter, value: RespValue): void {
+  writeNested(writer, value, 0);
+}
+
+function writeNested(writer: RespWriter, value: RespValue, depth: number): void {
+  if (value === null) {
+    writer.nullBulk();
+  } else if (Buffer.isBuffer(value)) {
+    writer.bulk(value);
+  } else if (typeof value === 'number' || typeof value === 'bigint') {
+    writer.integer(value);
+  } else if (value instanceof SimpleString) {
+    writer.simple(value.value);
+  } else if (value instanceof ErrorReply) {
+    writer.error(value.message);
+  } else {
+    assert(Array.isArray(value), 'not a RESP value');
+    assert(depth < LIMITS.respMaxDepth, 'RESP value nested too deep');
+    writer.arrayHeader(value.length);
+    for (const item of value) writeNested(writer, item, depth + 1);
+  }
+}
+
+/** One RESP value as bytes. */
+export function encodeValue(value: RespValue): Buffer {
+  const writer = new RespWriter(256);
+  writeValue(writer, value);
+  return writer.take();
 }

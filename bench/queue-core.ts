@@ -1,0 +1,76 @@
+/**
+ * Queue core benchmark (in-memory part): heap and RSS per waiting job after
+ * 1,000,000 adds of 100-byte payloads, and add -> lease -> ack cycles per
+ * second, pure in-memory (no AOF; records are built and applied, not written).
+ * Run: node --expose-gc --import tsx bench/queue-core.ts [jobs] [cycles]
+ */
+import { Queues } from '../src/queue/index.js';
+
+const JOBS = Number(process.argv[2] ?? 1_000_000);
+const CYCLES = Number(process.argv[3] ?? 300_000);
+const PAYLOAD_BYTES = 100;
+
+function gc(): void {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (collect === undefined) throw new Error('run with node --expose-gc');
+  for (let i = 0; i < 3; i++) collect();
+}
+
+function memory(): { heap: number; rss: number } {
+  gc();
+  const usage = process.memoryUsage();
+  return { heap: usage.heapUsed, rss: usage.rss };
+}
+
+function measureMemory(): void {
+  const queues = new Queues();
+  // One job's data: a JSON string of exactly PAYLOAD_BYTES bytes, different for every job.
+  const filler = 'x'.repeat(PAYLOAD_BYTES - 12);
+  let nowMs = 1_700_000_000_000;
+  const before = memory();
+  const batch = 1000;
+  for (let i = 0; i < JOBS; i += batch) {
+    const jobs = [];
+    for (let j = 0; j < batch && i + j < JOBS; j++) {
+      jobs.push({ name: 'email', data: `${filler}${String(i + j).padStart(10, '0')}` });
+    }
+    queues.execute({ op: 'add', queue: 'bench', jobs }, { nowMs: nowMs++ });
+  }
+  const after = memory();
+  // A stored payload is the JSON text: the 98-character string plus its two quotes = 100 bytes (one byte per char).
+  const payload = JOBS * PAYLOAD_BYTES;
+  const heapPerJob = (after.heap - before.heap - payload) / JOBS;
+  const rssPerJob = (after.rss - before.rss - payload) / JOBS;
+  const counts = queues.execute({ op: 'getJobCounts', queue: 'bench' }, { nowMs }).result;
+  console.log(
+    `memory: ${JOBS} waiting jobs (${counts.waiting} counted), payload ${PAYLOAD_BYTES} B each: ` +
+      `heap ${(heapPerJob).toFixed(1)} B/job beyond payload, rss ${rssPerJob.toFixed(1)} B/job beyond payload ` +
+      `(heap +${((after.heap - before.heap) / 2 ** 20).toFixed(1)} MiB, rss +${((after.rss - before.rss) / 2 ** 20).toFixed(1)} MiB)`,
+  );
+}
+
+function measureThroughput(): void {
+  const queues = new Queues();
+  const data = { to: 'someone@example.com', subject: 'hello', body: 'x'.repeat(40) };
+  let nowMs = 1_700_000_000_000;
+  const run = (cycles: number) => {
+    for (let i = 0; i < cycles; i++) {
+      const ctx = { nowMs: nowMs++ };
+      queues.execute({ op: 'add', queue: 'cycle', jobs: [{ name: 'email', data }] }, ctx);
+      const { result } = queues.execute({ op: 'lease', queue: 'cycle', count: 1, leaseMs: 30_000 }, ctx);
+      const leased = result.jobs[0];
+      if (leased === undefined) throw new Error('nothing leased');
+      queues.execute({ op: 'ack', queue: 'cycle', id: leased.job.id, token: leased.token }, ctx);
+    }
+  };
+  run(Math.min(20_000, CYCLES)); // warm up
+  const start = process.hrtime.bigint();
+  run(CYCLES);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  console.log(
+    `throughput: ${CYCLES} add->lease->ack cycles in ${seconds.toFixed(2)} s = ${Math.round(CYCLES / seconds)} cycles/s`,
+  );
+}
+
+measureThroughput();
+measureMemory();

@@ -1,0 +1,177 @@
+/**
+ * Queue records as bytes: building them (leader) and reading them back with
+ * validation (replay). Records come from disk and are untrusted: every read
+ * checks its type and bounds and throws AOFQ_ERR_QUEUE_RECORD_INVALID, never a
+ * TypeError. Arguments are plain text (decimal integers, names) or JSON texts.
+ */
+import { AofqError, isAofqError } from '../errors/index.js';
+import { LIMITS } from '../util/limits.js';
+
+/** Record command names. The `Q.` prefix keeps them apart from Redis commands. */
+export const COMMANDS = [
+  'Q.CONFIG',
+  'Q.ADD',
+  'Q.LEASE',
+  'Q.EXTEND',
+  'Q.ACK',
+  'Q.NACK',
+  'Q.EXPIRE',
+  'Q.RELEASE',
+  'Q.PROGRESS',
+  'Q.PAUSE',
+  'Q.RESUME',
+  'Q.DRAIN',
+  'Q.CLEAN',
+  'Q.OBLITERATE',
+  'Q.RETRY',
+  'Q.PROMOTE',
+  'Q.DUE',
+  'Q.REMOVE',
+  'Q.REDRIVE',
+  'Q.STATE',
+  'Q.JOB',
+] as const;
+
+export type Command = (typeof COMMANDS)[number];
+
+const COMMAND_SET: ReadonlySet<string> = new Set(COMMANDS);
+
+export function isCommand(name: string): name is Command {
+  return COMMAND_SET.has(name);
+}
+
+const COMMAND_BYTES: ReadonlyMap<string, Buffer> = new Map(
+  COMMANDS.map((name) => [name, Buffer.from(name, 'latin1')]),
+);
+const QUEUE_NAME_BYTES = new Map<string, Buffer>();
+const QUEUE_NAME_BYTES_MAX = 10_000;
+
+/**
+ * Builds one record: every argument becomes one bulk string. The first argument is always a
+ * queue name; command and queue-name Buffers are shared between records, so a record's Buffers
+ * must be treated as read-only (the AOF writer copies them).
+ */
+export function buildRecord(command: Command, args: ReadonlyArray<string | number>): Buffer[] {
+  const record = new Array<Buffer>(args.length + 1);
+  record[0] = COMMAND_BYTES.get(command) as Buffer;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string | number;
+    if (i === 0 && typeof arg === 'string') {
+      let name = QUEUE_NAME_BYTES.get(arg);
+      if (name === undefined) {
+        name = Buffer.from(arg, 'latin1');
+        if (QUEUE_NAME_BYTES.size < QUEUE_NAME_BYTES_MAX) QUEUE_NAME_BYTES.set(arg, name);
+      }
+      record[1] = name;
+    } else record[i + 1] = Buffer.from(typeof arg === 'string' ? arg : String(arg), 'utf8');
+  }
+  return record;
+}
+
+/** Lone UTF-16 surrogates do not survive UTF-8: texts that hold one are refused before they reach a record. */
+export const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+type Part = Buffer | string | number;
+
+/**
+ * Reads a record's arguments in order; every method validates. It reads either the bytes of a
+ * record (replay) or, on the leader, the very arguments the record was built from, which spares
+ * converting them back from bytes; both give the same values (numbers are safe integers, texts
+ * are well-formed UTF-16), and the same apply code runs on them.
+ */
+export class RecordReader {
+  private index = 0;
+
+  private constructor(
+    readonly command: string,
+    private readonly parts: ReadonlyArray<Part>,
+  ) {}
+
+  static fromRecord(record: readonly Buffer[]): RecordReader {
+    if (!Array.isArray(record) || record.length === 0) throw recordInvalid('?', 'empty record');
+    for (const part of record) {
+      if (!Buffer.isBuffer(part)) throw recordInvalid('?', 'record parts must be byte strings');
+    }
+    const command = (record[0] as Buffer).toString('latin1', 0, 32).toUpperCase();
+    const reader = new RecordReader(command, record);
+    reader.index = 1;
+    return reader;
+  }
+
+  static fromArgs(command: Command, args: ReadonlyArray<string | number>): RecordReader {
+    return new RecordReader(command, args);
+  }
+
+  fail(reason: string): AofqError {
+    return recordInvalid(this.command, reason);
+  }
+
+  get remaining(): number {
+    return this.parts.length - this.index;
+  }
+
+  private next(what: string): Part {
+    const part = this.parts[this.index];
+    if (part === undefined) throw this.fail(`missing ${what}`);
+    this.index++;
+    return part;
+  }
+
+  string(what: string, maxBytes: number = LIMITS.jobDataBytes): string {
+    const part = this.next(what);
+    if (typeof part === 'number') return String(part);
+    if (typeof part === 'string') {
+      if (part.length > maxBytes || (part.length * 3 > maxBytes && Buffer.byteLength(part) > maxBytes)) {
+        throw this.fail(`${what} is longer than ${maxBytes} bytes`);
+      }
+      return part;
+    }
+    if (part.length > maxBytes) throw this.fail(`${what} is longer than ${maxBytes} bytes`);
+    return part.toString('utf8');
+  }
+
+  /** A non-negative safe integer in decimal. */
+  uint(what: string, max: number = Number.MAX_SAFE_INTEGER): number {
+    const part = this.next(what);
+    let value = 0;
+    if (typeof part === 'number') value = part;
+    else {
+      if (part.length === 0 || part.length > 16) throw this.fail(`${what} is not an integer`);
+      for (let i = 0; i < part.length; i++) {
+        const digit = (typeof part === 'string' ? part.charCodeAt(i) : (part[i] as number)) - 0x30;
+        if (digit < 0 || digit > 9) throw this.fail(`${what} is not an integer`);
+        value = value * 10 + digit;
+      }
+    }
+    if (!Number.isSafeInteger(value) || value < 0 || value > max) throw this.fail(`${what} is out of range`);
+    return value;
+  }
+
+  /** A JSON text, parsed; returns [text, value]. */
+  json(what: string, maxBytes: number = LIMITS.jobDataBytes): [string, unknown] {
+    const text = this.string(what, maxBytes);
+    try {
+      return [text, JSON.parse(text) as unknown];
+    } catch {
+      throw this.fail(`${what} is not valid JSON`);
+    }
+  }
+
+  /** Runs a validator and turns its coded error into a record error. */
+  check<T>(what: string, validate: () => T): T {
+    try {
+      return validate();
+    } catch (err) {
+      if (isAofqError(err)) throw this.fail(`${what}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  end(): void {
+    if (this.index !== this.parts.length) throw this.fail('too many arguments');
+  }
+}
+
+export function recordInvalid(command: string, reason: string): AofqError {
+  return new AofqError('AOFQ_ERR_QUEUE_RECORD_INVALID', { command: command.slice(0, 32), reason });
+}

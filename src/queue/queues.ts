@@ -1,0 +1,1308 @@
+/**
+ * The job-queue state machine: every queue, every job, and the operations on
+ * them. `execute` is the leader's path: validate (throw, no state change),
+ * decide times, ids, tokens and jitter from ctx.nowMs, build records, apply
+ * them. `replay` applies one record with the same apply code. `tick` runs the
+ * leader's timers (lease expiry, delayed promotion). Pure in-memory state: no
+ * clocks, no I/O; apply reads only its record.
+ */
+import type { Hash } from 'node:crypto';
+import { AofqError } from '../errors/index.js';
+import { assert } from '../util/assert.js';
+import { LIMITS } from '../util/limits.js';
+import type { ApplyContext, Record, StateMachine } from '../util/state.js';
+import { buildRecord, COMMANDS, type Command, isCommand, LONE_SURROGATE, RecordReader } from './codec.js';
+import {
+  checkDeadLetter,
+  Interner,
+  Job,
+  JobOptions,
+  type SetKey,
+  STACKTRACE_LIMIT,
+  STATE_NAMES,
+  StateCode,
+  stateCode,
+} from './job.js';
+import { QueueState } from './queue-state.js';
+import type {
+  BackoffOptions,
+  Durability,
+  JobJson,
+  JobState,
+  LeasedJob,
+  QueueConfig,
+  QueueEvent,
+  QueueRequest,
+  QueueResult,
+  ResultMap,
+  Retention,
+} from './types.js';
+import {
+  checkCount,
+  checkDelay,
+  checkJobName,
+  checkJobsOptions,
+  checkLeaseMs,
+  checkQueueConfig,
+  checkQueueName,
+  checkToken,
+  isPlainObject,
+  leaseInvalid,
+  QUEUE_CONFIG_DEFAULTS,
+  requestInvalid,
+  toJsonText,
+} from './validate.js';
+
+export interface QueuesOptions {
+  /** Called from apply, so also on replay: the caller decides whether to forward. */
+  onEvent?: (queue: string, event: QueueEvent) => void;
+  /** The leader's source of randomness for backoff jitter (tests pass a seeded one). */
+  random?: () => number;
+}
+
+export interface Executed<R extends QueueRequest> {
+  result: QueueResult<R>;
+  records: Buffer[][];
+}
+
+/** Failure texts (failedReason, one stack trace, a consumer name) are capped. */
+const TEXT_MAX_BYTES = 64 * 1024;
+const CONSUMER_MAX_BYTES = 256;
+const EXPIRED_REASON = 'job stalled: its lease expired';
+const ALL_DIGITS = /^[0-9]+$/;
+const QUEUE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+type Outcome = 'retry' | 'fail' | 'dead';
+const READ_OPS: ReadonlySet<string> = new Set(['getJob', 'listJobs', 'getJobCounts', 'getConfig']);
+
+/** BullMQ's built-in backoff: fixed = delay; exponential = delay * 2^(attemptsMade-1); jitter picks in [d*(1-j), d]. */
+export function backoffDelay(
+  backoff: BackoffOptions | null,
+  attemptsMade: number,
+  random: () => number,
+): number {
+  if (backoff === null) return 0;
+  const base = backoff.delay ?? 0;
+  let delay = backoff.type === 'exponential' ? Math.round(2 ** Math.max(0, attemptsMade - 1) * base) : base;
+  delay = Math.min(delay, LIMITS.delayMsMax);
+  const jitter = backoff.jitter ?? 0;
+  if (jitter > 0) delay = Math.floor(random() * delay * jitter + delay * (1 - jitter));
+  return Math.max(0, Math.min(delay, LIMITS.delayMsMax));
+}
+
+export class Queues implements StateMachine {
+  private readonly queues = new Map<string, QueueState>();
+  private readonly names = new Interner<string>((name) => name, 10_000);
+  private readonly optionTable = new Interner<JobOptions>((json) => new JobOptions(json), 4096);
+  private readonly onEvent: ((queue: string, event: QueueEvent) => void) | undefined;
+  private readonly random: () => number;
+  /** True while the leader applies a record it has just built (see commit). */
+  private trusted = false;
+
+  constructor(options: QueuesOptions = {}) {
+    this.onEvent = options.onEvent;
+    this.random = options.random ?? Math.random;
+  }
+
+  // ---------------------------------------------------------------- StateMachine
+
+  owns(name: string): boolean {
+    return isCommand(name.toUpperCase());
+  }
+
+  replay(record: Record): void {
+    this.apply(RecordReader.fromRecord(record), false);
+  }
+
+  digest(hash: Hash): void {
+    for (const name of [...this.queues.keys()].sort()) {
+      const queue = this.queues.get(name) as QueueState;
+      hash.update(
+        `queue ${name}\n${JSON.stringify(queue.config)}\n${JSON.stringify(queueCounters(queue))}\n`,
+      );
+      for (const set of queue.sets) {
+        for (const key of set.keys()) {
+          const job = key as Job;
+          hash.update(
+            `${JSON.stringify([job.id, job.customId, job.name, job.opts.json, job.data, job.mutableFields()])}\n`,
+          );
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- node layer API
+
+  /** Does this request possibly log records? (Reads never do; a lease may log timer records.) */
+  isWrite(request: QueueRequest): boolean {
+    return !READ_OPS.has(request.op);
+  }
+
+  /** Names of the queues that exist, sorted. */
+  listQueues(): string[] {
+    return [...this.queues.keys()].sort();
+  }
+
+  durabilityOf(queue: string): Durability {
+    return this.queues.get(queue)?.config.durability ?? 'default';
+  }
+
+  /** Earliest lease expiry, delayed job due time or rate-limit reopening over all queues, or null. */
+  nextDeadline(): number | null {
+    let earliest: number | null = null;
+    const consider = (at: number) => {
+      if (earliest === null || at < earliest) earliest = at;
+    };
+    for (const queue of this.queues.values()) {
+      const active = queue.first(StateCode.Active);
+      if (active) consider(active.sortKey);
+      const delayed = queue.first(StateCode.Delayed);
+      if (delayed) consider(delayed.sortKey);
+      const limiter = queue.config.limiter;
+      if (limiter && !queue.paused && queue.ready() > 0 && queue.windowStart >= 0) {
+        if (queue.windowCount >= limiter.max) consider(queue.windowStart + limiter.duration);
+      }
+    }
+    return earliest;
+  }
+
+  /** Leader timers: expires due leases (one record each) and promotes due delayed jobs. */
+  tick(ctx: ApplyContext): { records: Buffer[][] } {
+    const records: Buffer[][] = [];
+    for (const queue of [...this.queues.values()]) this.runTimers(queue, ctx.nowMs, records);
+    return { records };
+  }
+
+  /**
+   * Records that rebuild the whole state (AOF rewrite): per queue its config, every job in set
+   * order, then its counters. `nowMs` is not needed (the state holds absolute times) and is ignored.
+   */
+  *snapshotRecords(_nowMs: number): Iterable<Buffer[]> {
+    for (const name of [...this.queues.keys()].sort()) {
+      const queue = this.queues.get(name);
+      if (queue === undefined) continue;
+      yield buildRecord('Q.CONFIG', [name, JSON.stringify(queue.config)]);
+      for (const set of queue.sets) {
+        for (const key of set.keys()) {
+          const job = key as Job;
+          yield buildRecord('Q.JOB', [
+            name,
+            job.id,
+            job.name,
+            job.opts.json,
+            job.data,
+            JSON.stringify(job.mutableFields()),
+          ]);
+        }
+      }
+      yield buildRecord('Q.STATE', [name, JSON.stringify(queueCounters(queue))]);
+    }
+  }
+
+  /** Leader: validate, decide, log and apply one request. Throws AofqError with no state change. */
+  execute<R extends QueueRequest>(request: R, ctx: ApplyContext): Executed<R> {
+    if (!isPlainObject(request) || typeof request.op !== 'string')
+      throw requestInvalid('request must have an op');
+    if (!Number.isSafeInteger(ctx.nowMs) || ctx.nowMs < 0) throw requestInvalid('nowMs must be an integer');
+    const records: Buffer[][] = [];
+    const result = this.decide(request as QueueRequest, ctx.nowMs, records);
+    return { result: result as QueueResult<R>, records };
+  }
+
+  // ---------------------------------------------------------------- leader: decisions
+
+  /** Builds the record for `args`, applies it through the same apply code as replay, and logs it. */
+  private commit(records: Buffer[][], command: Command, args: ReadonlyArray<string | number>): unknown {
+    const record = buildRecord(command, args);
+    // The leader's own arguments hold JSON texts it has just serialized: apply skips re-parsing them.
+    this.trusted = true;
+    try {
+      const result = this.apply(RecordReader.fromArgs(command, args), true);
+      records.push(record);
+      return result;
+    } finally {
+      this.trusted = false;
+    }
+  }
+
+  private existing(name: unknown): QueueState {
+    const queueName = checkQueueName(name);
+    const queue = this.queues.get(queueName);
+    if (queue === undefined) throw new AofqError('AOFQ_ERR_QUEUE_NOT_FOUND', { queue: queueName });
+    return queue;
+  }
+
+  private jobOf(queue: QueueState, id: unknown): Job {
+    const job = typeof id === 'string' ? queue.jobs.get(id) : undefined;
+    if (job === undefined)
+      throw new AofqError('AOFQ_ERR_JOB_NOT_FOUND', { id: String(id).slice(0, 256), queue: queue.name });
+    return job;
+  }
+
+  /** The job under a live lease with this token, or AOFQ_ERR_LEASE_LOST. */
+  private leased(queue: QueueState, id: unknown, token: unknown, nowMs: number): Job {
+    const fence = checkToken(token);
+    const job = typeof id === 'string' ? queue.jobs.get(id) : undefined;
+    if (job === undefined || job.state !== StateCode.Active || job.token !== fence || job.sortKey <= nowMs) {
+      throw new AofqError('AOFQ_ERR_LEASE_LOST', { id: String(id).slice(0, 256) });
+    }
+    return job;
+  }
+
+  private decide(request: QueueRequest, nowMs: number, records: Buffer[][]): ResultMap[QueueRequest['op']] {
+    switch (request.op) {
+      case 'add':
+        return this.decideAdd(request, nowMs, records);
+      case 'lease':
+        return this.decideLease(request, nowMs, records);
+      case 'extend': {
+        const queue = this.existing(request.queue);
+        const job = this.leased(queue, request.id, request.token, nowMs);
+        const leaseUntil = nowMs + checkLeaseMs(request.leaseMs, queue.config.leaseMs);
+        this.commit(records, 'Q.EXTEND', [queue.name, job.id, job.token, leaseUntil]);
+        return { leaseUntil };
+      }
+      case 'ack': {
+        const queue = this.existing(request.queue);
+        const job = this.leased(queue, request.id, request.token, nowMs);
+        const returnvalue =
+          request.returnvalue === undefined ? 'null' : toJsonText(request.returnvalue, 'returnvalue');
+        this.checkSize(queue, returnvalue);
+        this.commit(records, 'Q.ACK', [
+          queue.name,
+          job.id,
+          job.token,
+          nowMs,
+          ...(returnvalue === 'null' ? [] : [returnvalue]),
+        ]);
+        return { id: job.id };
+      }
+      case 'nack':
+        return this.decideNack(request, nowMs, records);
+      case 'release': {
+        const queue = this.existing(request.queue);
+        const job = this.leased(queue, request.id, request.token, nowMs);
+        const retryAt = nowMs + checkDelay(request.delayMs, 'delayMs');
+        this.commit(records, 'Q.RELEASE', [queue.name, job.id, job.token, nowMs, retryAt]);
+        return { id: job.id, state: STATE_NAMES[job.state] as JobState };
+      }
+      case 'progress': {
+        const queue = this.existing(request.queue);
+        const job =
+          request.token === undefined
+            ? this.jobOf(queue, request.id)
+            : this.leased(queue, request.id, request.token, nowMs);
+        const progress = toJsonText(request.progress, 'progress');
+        this.checkSize(queue, progress);
+        this.commit(records, 'Q.PROGRESS', [queue.name, job.id, progress]);
+        return { id: job.id };
+      }
+      case 'getJob': {
+        const queue = this.existing(request.queue);
+        const job = this.jobOf(queue, request.id);
+        return {
+          job: job.toJson(),
+          state: STATE_NAMES[job.state] as JobState,
+          leaseUntil: job.state === StateCode.Active ? job.sortKey : null,
+        };
+      }
+      case 'listJobs':
+        return this.listJobs(request);
+      case 'getJobCounts': {
+        const queue = this.existing(request.queue);
+        const size = (state: StateCode) => queue.set(state).size;
+        return {
+          waiting: size(StateCode.Waiting),
+          prioritized: size(StateCode.Prioritized),
+          delayed: size(StateCode.Delayed),
+          active: size(StateCode.Active),
+          completed: size(StateCode.Completed),
+          failed: size(StateCode.Failed),
+          paused: queue.paused,
+        };
+      }
+      case 'pause':
+        this.commit(records, 'Q.PAUSE', [checkQueueName(request.queue)]);
+        return { paused: true };
+      case 'resume':
+        this.commit(records, 'Q.RESUME', [checkQueueName(request.queue)]);
+        return { paused: false };
+      case 'drain': {
+        const queue = this.existing(request.queue);
+        return { removed: this.commit(records, 'Q.DRAIN', [queue.name]) as number };
+      }
+      case 'clean': {
+        const queue = this.existing(request.queue);
+        const state = checkStateName(request.state);
+        if (state === 'active') throw requestInvalid('active jobs cannot be cleaned: they are leased');
+        const graceMs = checkDelay(request.graceMs, 'graceMs');
+        const limit = checkCount(request.limit, LIMITS.jobsPerAdminCall, LIMITS.jobsPerAdminCall, 'limit');
+        const ids = this.commit(records, 'Q.CLEAN', [
+          queue.name,
+          nowMs,
+          graceMs,
+          limit,
+          stateCode(state),
+        ]) as string[];
+        return { ids };
+      }
+      case 'obliterate': {
+        const queue = this.existing(request.queue);
+        const active = queue.set(StateCode.Active).size;
+        if (active > 0 && request.force !== true) {
+          throw new AofqError('AOFQ_ERR_QUEUE_BUSY', { queue: queue.name, active });
+        }
+        return { removed: this.commit(records, 'Q.OBLITERATE', [queue.name]) as number };
+      }
+      case 'retryJobs': {
+        const queue = this.existing(request.queue);
+        const count = checkCount(request.count, LIMITS.jobsPerPage, LIMITS.jobsPerAdminCall, 'count');
+        if (queue.set(StateCode.Failed).size === 0) return { ids: [] };
+        return { ids: this.commit(records, 'Q.RETRY', [queue.name, nowMs, count]) as string[] };
+      }
+      case 'promote': {
+        const queue = this.existing(request.queue);
+        if (request.id !== undefined) {
+          const job = this.jobOf(queue, request.id);
+          if (job.state !== StateCode.Delayed) {
+            throw new AofqError('AOFQ_ERR_JOB_STATE', {
+              id: job.id,
+              state: STATE_NAMES[job.state] as string,
+              reason: 'only delayed jobs can be promoted',
+            });
+          }
+          return { ids: this.commit(records, 'Q.PROMOTE', [queue.name, job.id, 1]) as string[] };
+        }
+        const count = checkCount(request.count, LIMITS.jobsPerPage, LIMITS.jobsPerAdminCall, 'count');
+        if (queue.set(StateCode.Delayed).size === 0) return { ids: [] };
+        return { ids: this.commit(records, 'Q.PROMOTE', [queue.name, '', count]) as string[] };
+      }
+      case 'remove': {
+        const queue = this.existing(request.queue);
+        const job = this.jobOf(queue, request.id);
+        if (job.state === StateCode.Active) {
+          throw new AofqError('AOFQ_ERR_JOB_STATE', {
+            id: job.id,
+            state: 'active',
+            reason: 'a leased job cannot be removed; ack or nack it, or let its lease expire',
+          });
+        }
+        this.commit(records, 'Q.REMOVE', [queue.name, job.id]);
+        return { id: job.id };
+      }
+      case 'redrive':
+        return this.decideRedrive(request, nowMs, records);
+      case 'setConfig': {
+        const name = checkQueueName(request.queue);
+        const current = this.queues.get(name)?.config ?? QUEUE_CONFIG_DEFAULTS;
+        const config = checkQueueConfig(name, current, request.config);
+        this.commit(records, 'Q.CONFIG', [name, JSON.stringify(config)]);
+        return { config: cloneConfig(config) };
+      }
+      case 'getConfig':
+        return { config: cloneConfig(this.existing(request.queue).config) };
+      default:
+        throw requestInvalid(`unknown op '${String((request as { op: unknown }).op).slice(0, 32)}'`);
+    }
+  }
+
+  private checkSize(queue: QueueState, text: string): void {
+    const size = Buffer.byteLength(text);
+    if (size > queue.config.maxDataBytes) {
+      throw new AofqError('AOFQ_ERR_JOB_DATA_TOO_LARGE', { size, limit: queue.config.maxDataBytes });
+    }
+  }
+
+  private decideAdd(request: Extract<QueueRequest, { op: 'add' }>, nowMs: number, records: Buffer[][]) {
+    const name = checkQueueName(request.queue);
+    const queue = this.queues.get(name);
+    const config = queue?.config ?? QUEUE_CONFIG_DEFAULTS;
+    if (
+      !Array.isArray(request.jobs) ||
+      request.jobs.length === 0 ||
+      request.jobs.length > LIMITS.jobsPerBulk
+    ) {
+      throw new AofqError('AOFQ_ERR_JOB_INVALID', {
+        reason: `jobs must be an array of 1..${LIMITS.jobsPerBulk}`,
+      });
+    }
+    const args: Array<string | number> = [name, 0];
+    const results: Array<{ id: string; duplicate: boolean }> = [];
+    const custom = new Set<string>();
+    let nextId = queue?.idCounter ?? 0;
+    let fresh = 0;
+    for (const input of request.jobs) {
+      if (!isPlainObject(input))
+        throw new AofqError('AOFQ_ERR_JOB_INVALID', { reason: 'a job must be an object' });
+      for (const key of Object.keys(input)) {
+        if (key !== 'name' && key !== 'data' && key !== 'opts') {
+          throw new AofqError('AOFQ_ERR_JOB_INVALID', { reason: `unknown job field '${key.slice(0, 64)}'` });
+        }
+      }
+      const jobName = checkJobName(input.name);
+      const opts = checkJobsOptions(input.opts);
+      const data = input.data === undefined ? '{}' : toJsonText(input.data, 'data');
+      const size = Buffer.byteLength(data);
+      if (size > config.maxDataBytes) {
+        throw new AofqError('AOFQ_ERR_JOB_DATA_TOO_LARGE', { size, limit: config.maxDataBytes });
+      }
+      if (opts.jobId !== undefined && (queue?.jobs.has(opts.jobId) || custom.has(opts.jobId))) {
+        results.push({ id: opts.jobId, duplicate: true });
+        continue;
+      }
+      let id: string;
+      if (opts.jobId !== undefined) {
+        id = opts.jobId;
+        custom.add(id);
+      } else {
+        nextId++;
+        id = String(nextId);
+      }
+      fresh++;
+      results.push({ id, duplicate: false });
+      args.push(id, jobName, opts.json, data, opts.timestamp ?? nowMs);
+    }
+    if (fresh === 0) return { jobs: results };
+    const unfinished = queue?.unfinished() ?? 0;
+    if (unfinished + fresh > config.maxJobs) {
+      throw new AofqError('AOFQ_ERR_QUEUE_FULL', { queue: name, maxJobs: config.maxJobs });
+    }
+    args[1] = fresh;
+    this.commit(records, 'Q.ADD', args);
+    return { jobs: results };
+  }
+
+  private decideLease(request: Extract<QueueRequest, { op: 'lease' }>, nowMs: number, records: Buffer[][]) {
+    const name = checkQueueName(request.queue);
+    const count = request.count ?? 1;
+    if (!Number.isSafeInteger(count) || count < 1 || count > LIMITS.jobsPerLease) {
+      throw leaseInvalid(`count must be an integer in 1..${LIMITS.jobsPerLease}`);
+    }
+    const consumer = request.consumer ?? '';
+    if (
+      typeof consumer !== 'string' ||
+      LONE_SURROGATE.test(consumer) ||
+      Buffer.byteLength(consumer) > CONSUMER_MAX_BYTES
+    ) {
+      throw leaseInvalid(`consumer must be a string of at most ${CONSUMER_MAX_BYTES} bytes`);
+    }
+    const queue = this.queues.get(name);
+    const leaseMs = checkLeaseMs(request.leaseMs, queue?.config.leaseMs ?? LIMITS.leaseMsDefault);
+    if (queue === undefined) return { jobs: [], rateLimitedUntil: null, paused: false };
+    this.runTimers(queue, nowMs, records);
+    if (queue.paused) return { jobs: [], rateLimitedUntil: null, paused: true };
+    const available = queue.ready();
+    const wanted = Math.min(count, available);
+    const { allowed, reopensAt } = windowAllowance(queue, nowMs);
+    const granted = Math.min(wanted, allowed);
+    const rateLimitedUntil = granted < wanted ? reopensAt : null;
+    if (granted === 0) return { jobs: [], rateLimitedUntil, paused: false };
+    const jobs = this.commit(records, 'Q.LEASE', [
+      name,
+      nowMs,
+      nowMs + leaseMs,
+      queue.tokenCounter + 1,
+      granted,
+      ...(consumer === '' ? [] : [consumer]),
+    ]) as LeasedJob[];
+    return { jobs, rateLimitedUntil, paused: false };
+  }
+
+  /** Decides what a failed attempt leads to: a retry (and when), failure, or the dead-letter queue. */
+  private failureOutcome(
+    queue: QueueState,
+    job: Job,
+    nowMs: number,
+    retry: boolean,
+    delayMs: number | undefined,
+  ): { outcome: Outcome; retryAt: number; deadLetterId: string } {
+    const attemptsMade = job.attemptsMade + 1;
+    const attempts = job.opts.attempts || queue.config.maxAttempts;
+    if (retry && attemptsMade < attempts) {
+      const delay =
+        delayMs ?? backoffDelay(job.opts.backoff ?? queue.config.backoff, attemptsMade, this.random);
+      return { outcome: 'retry', retryAt: nowMs + delay, deadLetterId: '' };
+    }
+    const deadLetterQueue = queue.config.deadLetterQueue;
+    if (deadLetterQueue === null) return { outcome: 'fail', retryAt: 0, deadLetterId: '' };
+    const target = this.queues.get(deadLetterQueue);
+    return { outcome: 'dead', retryAt: 0, deadLetterId: String((target?.idCounter ?? 0) + 1) };
+  }
+
+  private decideNack(request: Extract<QueueRequest, { op: 'nack' }>, nowMs: number, records: Buffer[][]) {
+    const queue = this.existing(request.queue);
+    const job = this.leased(queue, request.id, request.token, nowMs);
+    const failedReason = checkText(request.failedReason, 'failedReason', false);
+    const stacktrace = checkText(request.stacktrace, 'stacktrace', true);
+    if (request.retry !== undefined && typeof request.retry !== 'boolean')
+      throw requestInvalid('retry must be a boolean');
+    const delayMs = request.delayMs === undefined ? undefined : checkDelay(request.delayMs, 'delayMs');
+    const decision = this.failureOutcome(queue, job, nowMs, request.retry !== false, delayMs);
+    this.commit(records, 'Q.NACK', [
+      queue.name,
+      job.id,
+      job.token,
+      nowMs,
+      decision.outcome,
+      decision.retryAt,
+      decision.deadLetterId,
+      failedReason,
+      stacktrace,
+    ]);
+    const state: JobState | 'dead-lettered' =
+      decision.outcome === 'dead' ? 'dead-lettered' : (STATE_NAMES[job.state] as JobState);
+    return { id: job.id, state, retryAt: decision.outcome === 'retry' ? decision.retryAt : null };
+  }
+
+  private decideRedrive(
+    request: Extract<QueueRequest, { op: 'redrive' }>,
+    nowMs: number,
+    records: Buffer[][],
+  ) {
+    const queue = this.existing(request.queue);
+    const count = checkCount(request.count, LIMITS.jobsPerPage, LIMITS.jobsPerAdminCall, 'count');
+    const args: Array<string | number> = [queue.name, nowMs, 0];
+    const moved: Array<{ from: string; queue: string; id: string }> = [];
+    const taken = new Map<string, Set<string>>();
+    const counters = new Map<string, number>();
+    for (const state of [StateCode.Waiting, StateCode.Prioritized, StateCode.Delayed, StateCode.Failed]) {
+      let scanned = 0;
+      for (const key of queue.set(state).keys()) {
+        if (moved.length >= count || scanned >= LIMITS.jobsPerAdminCall) break;
+        scanned++;
+        const job = key as Job;
+        const origin = job.extra?.deadLetter;
+        if (!origin) continue;
+        const target = this.queues.get(origin.queue);
+        let ids = taken.get(origin.queue);
+        if (ids === undefined) {
+          ids = new Set();
+          taken.set(origin.queue, ids);
+        }
+        let id = origin.id;
+        if (target?.jobs.has(id) || ids.has(id)) {
+          const next = (counters.get(origin.queue) ?? target?.idCounter ?? 0) + 1;
+          counters.set(origin.queue, next);
+          id = String(next);
+        }
+        ids.add(id);
+        moved.push({ from: job.id, queue: origin.queue, id });
+        args.push(job.id, origin.queue, id);
+      }
+    }
+    if (moved.length === 0) return { moved };
+    args[2] = moved.length;
+    this.commit(records, 'Q.REDRIVE', args);
+    return { moved };
+  }
+
+  private listJobs(request: Extract<QueueRequest, { op: 'listJobs' }>): ResultMap['listJobs'] {
+    const queue = this.existing(request.queue);
+    const state = stateCode(checkStateName(request.state));
+    const limit = checkCount(request.limit, 100, LIMITS.jobsPerPage, 'limit');
+    let start: SetKey | undefined;
+    if (request.cursor !== undefined && request.cursor !== '') {
+      const match =
+        typeof request.cursor === 'string' ? /^(-?\d{1,16}):(-?\d{1,16})$/.exec(request.cursor) : null;
+      if (match === null) throw requestInvalid('bad cursor');
+      // Just past the last key returned: orders are integers, so order + 0.5 sorts between them.
+      start = { sortKey: Number(match[1]), order: Number(match[2]) + 0.5 };
+    }
+    const jobs: JobJson[] = [];
+    let last: Job | undefined;
+    let more = false;
+    for (const key of queue.set(state).keys(start)) {
+      if (jobs.length === limit) {
+        more = true;
+        break;
+      }
+      last = key as Job;
+      jobs.push(last.toJson());
+    }
+    return { jobs, cursor: more && last ? `${last.sortKey}:${last.order}` : null };
+  }
+
+  /** Expires due leases (one record each) and promotes due delayed jobs of one queue. Bounded per call. */
+  private runTimers(queue: QueueState, nowMs: number, records: Buffer[][]): void {
+    for (let i = 0; i < LIMITS.jobsPerAdminCall; i++) {
+      const job = queue.first(StateCode.Active);
+      if (job === undefined || job.sortKey > nowMs) break;
+      const decision = this.failureOutcome(queue, job, nowMs, true, undefined);
+      this.commit(records, 'Q.EXPIRE', [
+        queue.name,
+        job.id,
+        job.token,
+        nowMs,
+        decision.outcome,
+        decision.retryAt,
+        decision.deadLetterId,
+      ]);
+    }
+    for (let round = 0; round < LIMITS.jobsPerAdminCall / LIMITS.jobsPerBulk; round++) {
+      let due = 0;
+      for (const key of queue.set(StateCode.Delayed).keys()) {
+        if (due === LIMITS.jobsPerBulk || (key as Job).sortKey > nowMs) break;
+        due++;
+      }
+      if (due === 0) break;
+      this.commit(records, 'Q.DUE', [queue.name, nowMs, due]);
+    }
+  }
+
+  // ---------------------------------------------------------------- apply (leader and replay)
+
+  private emit(queue: string, event: QueueEvent): void {
+    if (this.onEvent !== undefined) this.onEvent(queue, event);
+  }
+
+  private apply(reader: RecordReader, wantResult: boolean): unknown {
+    switch (reader.command) {
+      case 'Q.CONFIG':
+        return this.applyConfig(reader);
+      case 'Q.ADD':
+        return this.applyAdd(reader);
+      case 'Q.LEASE':
+        return this.applyLease(reader, wantResult);
+      case 'Q.EXTEND':
+        return this.applyExtend(reader);
+      case 'Q.ACK':
+        return this.applyAck(reader);
+      case 'Q.NACK':
+      case 'Q.EXPIRE':
+        return this.applyFailure(reader, reader.command === 'Q.EXPIRE');
+      case 'Q.RELEASE':
+        return this.applyRelease(reader);
+      case 'Q.PROGRESS':
+        return this.applyProgress(reader);
+      case 'Q.PAUSE':
+      case 'Q.RESUME':
+        return this.applyPause(reader, reader.command === 'Q.PAUSE');
+      case 'Q.DRAIN':
+        return this.applyDrain(reader);
+      case 'Q.CLEAN':
+        return this.applyClean(reader);
+      case 'Q.OBLITERATE':
+        return this.applyObliterate(reader);
+      case 'Q.RETRY':
+        return this.applyRetry(reader);
+      case 'Q.PROMOTE':
+      case 'Q.DUE':
+        return this.applyPromote(reader, reader.command === 'Q.DUE');
+      case 'Q.REMOVE':
+        return this.applyRemove(reader);
+      case 'Q.REDRIVE':
+        return this.applyRedrive(reader);
+      case 'Q.STATE':
+        return this.applyState(reader);
+      case 'Q.JOB':
+        return this.applyJob(reader);
+      default:
+        throw reader.fail(`not a queue command (expected one of ${COMMANDS.length} Q.* commands)`);
+    }
+  }
+
+  private readQueueName(reader: RecordReader): string {
+    const name = reader.string('queue', LIMITS.queueNameMaxBytes);
+    if (!QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
+    return name;
+  }
+
+  private readQueue(reader: RecordReader): QueueState {
+    const name = this.readQueueName(reader);
+    const queue = this.queues.get(name);
+    if (queue === undefined) throw reader.fail(`queue '${name}' does not exist`);
+    return queue;
+  }
+
+  private readJob(reader: RecordReader, queue: QueueState): Job {
+    const id = reader.string('id', LIMITS.jobIdMaxBytes);
+    const job = queue.jobs.get(id);
+    if (job === undefined) throw reader.fail(`job '${id.slice(0, 64)}' does not exist`);
+    return job;
+  }
+
+  private readLeased(reader: RecordReader, queue: QueueState): Job {
+    const job = this.readJob(reader, queue);
+    const token = reader.uint('token');
+    if (job.state !== StateCode.Active || job.token !== token)
+      throw reader.fail(`job '${job.id}' is not leased with that token`);
+    return job;
+  }
+
+  private createQueue(name: string, config?: QueueConfig): QueueState {
+    let queue = this.queues.get(name);
+    if (queue === undefined) {
+      queue = new QueueState(name, config ?? cloneConfig(QUEUE_CONFIG_DEFAULTS));
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /** waiting (lifo at the front) or prioritized, by the job's priority. */
+  private makeReady(queue: QueueState, job: Job, prev: JobState | undefined): void {
+    if (job.priority > 0) queue.place(job, StateCode.Prioritized, job.priority);
+    else if (job.opts.lifo) {
+      queue.lifoCounter--;
+      queue.place(job, StateCode.Waiting, 0, queue.lifoCounter);
+    } else queue.place(job, StateCode.Waiting, 0);
+    this.emit(
+      queue.name,
+      prev === undefined ? { event: 'waiting', jobId: job.id } : { event: 'waiting', jobId: job.id, prev },
+    );
+  }
+
+  private makeDelayed(queue: QueueState, job: Job, dueAt: number): void {
+    queue.place(job, StateCode.Delayed, dueAt);
+    this.emit(queue.name, { event: 'delayed', jobId: job.id, delay: dueAt });
+  }
+
+  private applyConfig(reader: RecordReader): null {
+    const name = this.readQueueName(reader);
+    const [, value] = reader.json('config', 64 * 1024);
+    reader.end();
+    const config = reader.check('config', () => checkQueueConfig(name, QUEUE_CONFIG_DEFAULTS, value));
+    const queue = this.queues.get(name);
+    if (queue === undefined) this.createQueue(name, config);
+    else queue.config = config;
+    return null;
+  }
+
+  private applyAdd(reader: RecordReader): null {
+    const name = this.readQueueName(reader);
+    const count = reader.uint('count', LIMITS.jobsPerBulk);
+    if (count === 0) throw reader.fail('no jobs');
+    const existing = this.queues.get(name);
+    let idCounter = existing?.idCounter ?? 0;
+    const seen = new Set<string>();
+    const jobs: Job[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = reader.string('id', LIMITS.jobIdMaxBytes);
+      const jobName = reader.string('name', LIMITS.jobNameMaxBytes);
+      const optsText = reader.string('opts', 64 * 1024);
+      const data = reader.string('data', LIMITS.jobDataBytes);
+      const timestamp = reader.uint('timestamp');
+      // Server-assigned ids are integers and custom ids never are (validate.ts), so the id tells which it is.
+      if (!ALL_DIGITS.test(id)) {
+        if (id.length === 0 || ALL_DIGITS.test(id)) throw reader.fail('a custom id cannot be empty');
+      } else {
+        if (!ALL_DIGITS.test(id) || id.length > 16 || Number(id) <= idCounter)
+          throw reader.fail(`bad job id '${id.slice(0, 64)}'`);
+        idCounter = Number(id);
+      }
+      if (seen.has(id) || existing?.jobs.has(id)) throw reader.fail(`job '${id.slice(0, 64)}' exists`);
+      seen.add(id);
+      const opts = this.readOptions(reader, optsText);
+      if (!this.trusted) checkJsonText(reader, data, 'data');
+      jobs.push(new Job(id, this.names.get(jobName), opts, data, timestamp));
+    }
+    reader.end();
+    const queue = this.createQueue(name);
+    queue.idCounter = idCounter;
+    for (const job of jobs) {
+      queue.jobs.set(job.id, job);
+      this.emit(name, { event: 'added', jobId: job.id, name: job.name });
+      job.delay = job.opts.delay;
+      if (job.opts.delay > 0) this.makeDelayed(queue, job, job.timestamp + job.opts.delay);
+      else this.makeReady(queue, job, undefined);
+    }
+    return null;
+  }
+
+  private readOptions(reader: RecordReader, text: string): JobOptions {
+    // Validate first: only canonical, valid option texts reach the intern table.
+    if (this.optionsChecked.has(text)) return this.optionTable.get(text);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw reader.fail('opts is not valid JSON');
+    }
+    const checked = reader.check('opts', () => checkJobsOptions(value));
+    if (checked.json !== text || checked.jobId !== undefined || checked.timestamp !== undefined) {
+      throw reader.fail('opts is not canonical');
+    }
+    if (this.optionsChecked.size < 4096) this.optionsChecked.add(text);
+    return this.optionTable.get(text);
+  }
+
+  private readonly optionsChecked = new Set<string>();
+
+  private applyLease(reader: RecordReader, wantResult: boolean): LeasedJob[] | null {
+    const queue = this.readQueue(reader);
+    const nowMs = reader.uint('nowMs');
+    const leaseUntil = reader.uint('leaseUntil');
+    const firstToken = reader.uint('firstToken');
+    const count = reader.uint('count', LIMITS.jobsPerLease);
+    const consumer = reader.remaining > 0 ? reader.string('consumer', CONSUMER_MAX_BYTES) : '';
+    reader.end();
+    if (count === 0 || leaseUntil <= nowMs) throw reader.fail('empty or past lease');
+    if (firstToken !== queue.tokenCounter + 1) throw reader.fail('token does not follow the last one');
+    if (queue.paused) throw reader.fail('queue is paused');
+    if (count > queue.ready()) throw reader.fail('not enough ready jobs');
+    const { allowed } = windowAllowance(queue, nowMs);
+    if (count > allowed) throw reader.fail('over the rate limit');
+    const limiter = queue.config.limiter;
+    if (limiter) {
+      if (queue.windowStart < 0 || nowMs >= queue.windowStart + limiter.duration) {
+        queue.windowStart = nowMs;
+        queue.windowCount = 0;
+      }
+      queue.windowCount += count;
+    }
+    const leased: LeasedJob[] | null = wantResult ? [] : null;
+    for (let i = 0; i < count; i++) {
+      // BullMQ's order: the waiting list first, then prioritized jobs (moveToActive).
+      let job = queue.first(StateCode.Waiting);
+      if (job === undefined) job = queue.first(StateCode.Prioritized);
+      assert(job !== undefined, 'ready jobs were counted');
+      const prev = STATE_NAMES[job.state] as JobState;
+      queue.detach(job);
+      queue.tokenCounter++;
+      job.token = queue.tokenCounter;
+      job.attemptsStarted++;
+      job.processedOn = nowMs;
+      if (consumer !== '') job.mutableExtra().processedBy = consumer;
+      else if (job.extra !== null) job.extra.processedBy = '';
+      queue.place(job, StateCode.Active, leaseUntil);
+      this.emit(queue.name, { event: 'active', jobId: job.id, prev });
+      if (leased !== null) leased.push({ job: job.toJson(), token: job.token, leaseUntil });
+    }
+    if (queue.ready() === 0) this.emit(queue.name, { event: 'drained' });
+    return leased;
+  }
+
+  private applyExtend(reader: RecordReader): null {
+    const queue = this.readQueue(reader);
+    const job = this.readLeased(reader, queue);
+    const leaseUntil = reader.uint('leaseUntil');
+    reader.end();
+    queue.detach(job);
+    queue.place(job, StateCode.Active, leaseUntil, job.order);
+    return null;
+  }
+
+  private applyAck(reader: RecordReader): null {
+    const queue = this.readQueue(reader);
+    const job = this.readLeased(reader, queue);
+    const nowMs = reader.uint('nowMs');
+    const returnvalue = reader.remaining > 0 ? reader.string('returnvalue') : 'null';
+    reader.end();
+    if (!this.trusted) checkJsonText(reader, returnvalue, 'returnvalue');
+    queue.detach(job);
+    job.attemptsMade++;
+    job.token = 0;
+    job.finishedOn = nowMs;
+    if (returnvalue !== 'null' || job.extra !== null) job.mutableExtra().returnvalue = returnvalue;
+    queue.place(job, StateCode.Completed, nowMs);
+    this.emit(queue.name, { event: 'completed', jobId: job.id, returnvalue, prev: 'active' });
+    this.retain(
+      queue,
+      job,
+      StateCode.Completed,
+      job.opts.removeOnComplete ?? queue.config.retention.completed,
+      nowMs,
+    );
+    return null;
+  }
+
+  private applyFailure(reader: RecordReader, expired: boolean): null {
+    const queue = this.readQueue(reader);
+    const job = this.readLeased(reader, queue);
+    const nowMs = reader.uint('nowMs');
+    const outcome = reader.string('outcome', 8);
+    const retryAt = reader.uint('retryAt');
+    const deadLetterId = reader.string('deadLetterId', 16);
+    const failedReason = expired ? EXPIRED_REASON : reader.string('failedReason', TEXT_MAX_BYTES);
+    const stacktrace = expired ? '' : reader.string('stacktrace', TEXT_MAX_BYTES);
+    reader.end();
+    if (outcome !== 'retry' && outcome !== 'fail' && outcome !== 'dead') throw reader.fail('bad outcome');
+    const attempts = job.opts.attempts || queue.config.maxAttempts;
+    let target: QueueState | undefined;
+    const deadLetterQueue = queue.config.deadLetterQueue;
+    if (outcome === 'dead') {
+      if (deadLetterQueue === null) throw reader.fail('the queue has no dead-letter queue');
+      target = this.queues.get(deadLetterQueue);
+      const idCounter = target?.idCounter ?? 0;
+      if (
+        !ALL_DIGITS.test(deadLetterId) ||
+        Number(deadLetterId) <= idCounter ||
+        target?.jobs.has(deadLetterId)
+      ) {
+        throw reader.fail('bad dead-letter job id');
+      }
+    }
+    if (outcome === 'retry' && job.attemptsMade + 1 >= attempts)
+      throw reader.fail('no attempts left to retry');
+
+    queue.detach(job);
+    job.attemptsMade++;
+    job.token = 0;
+    if (expired) {
+      job.stalledCounter++;
+      this.emit(queue.name, { event: 'stalled', jobId: job.id });
+    }
+    const extra = job.mutableExtra();
+    extra.failedReason = failedReason;
+    if (stacktrace !== '') {
+      extra.stacktrace.push(stacktrace);
+      if (extra.stacktrace.length > STACKTRACE_LIMIT) extra.stacktrace.shift();
+    }
+    if (outcome === 'retry') {
+      job.delay = retryAt > nowMs ? retryAt - nowMs : 0;
+      if (retryAt > nowMs) this.makeDelayed(queue, job, retryAt);
+      else this.makeReady(queue, job, 'active');
+      return null;
+    }
+    const exhausted = job.attemptsMade >= attempts;
+    this.emit(queue.name, { event: 'failed', jobId: job.id, failedReason, prev: 'active' });
+    if (exhausted)
+      this.emit(queue.name, { event: 'retries-exhausted', jobId: job.id, attemptsMade: job.attemptsMade });
+    if (outcome === 'fail') {
+      job.finishedOn = nowMs;
+      queue.place(job, StateCode.Failed, nowMs);
+      this.retain(
+        queue,
+        job,
+        StateCode.Failed,
+        job.opts.removeOnFail ?? queue.config.retention.failed,
+        nowMs,
+      );
+      return null;
+    }
+    // Dead-lettered: the job leaves this queue and a new job, carrying its history, enters the DLQ.
+    this.forget(queue, job);
+    const deadLetters = target ?? this.createQueue(deadLetterQueue as string);
+    const moved = new Job(deadLetterId, job.name, job.opts, job.data, nowMs);
+    const movedExtra = moved.mutableExtra();
+    movedExtra.failedReason = failedReason;
+    movedExtra.stacktrace = [...extra.stacktrace];
+    movedExtra.deadLetter = {
+      queue: queue.name,
+      id: job.id,
+      attemptsMade: job.attemptsMade,
+      failedReason,
+      stacktrace: [...extra.stacktrace],
+    };
+    deadLetters.idCounter = Number(deadLetterId);
+    deadLetters.jobs.set(moved.id, moved);
+    this.emit(deadLetters.name, { event: 'added', jobId: moved.id, name: moved.name });
+    this.makeReady(deadLetters, moved, undefined);
+    return null;
+  }
+
+  /** Removes a detached job from the job table. */
+  private forget(queue: QueueState, job: Job): void {
+    const removed = queue.jobs.delete(job.id);
+    assert(removed, 'job is in the job table');
+  }
+
+  /** Applies a retention policy to the finished set that `job` just entered. Bounded work per call. */
+  private retain(queue: QueueState, job: Job, state: StateCode, policy: Retention, nowMs: number): void {
+    if (policy === false) return;
+    if (policy === true) {
+      queue.remove(job);
+      return;
+    }
+    const set = queue.set(state);
+    const count = typeof policy === 'number' ? policy : policy.count;
+    const age = typeof policy === 'number' ? undefined : (policy as { age?: number }).age;
+    for (let i = 0; i < LIMITS.jobsPerAdminCall; i++) {
+      const oldest = queue.first(state);
+      if (oldest === undefined) break;
+      const overCount = count !== undefined && set.size > count;
+      const tooOld = age !== undefined && oldest.finishedOn < nowMs - age * 1000;
+      if (!overCount && !tooOld) break;
+      queue.remove(oldest);
+    }
+  }
+
+  private applyRelease(reader: RecordReader): null {
+    const queue = this.readQueue(reader);
+    const job = this.readLeased(reader, queue);
+    const nowMs = reader.uint('nowMs');
+    const retryAt = reader.uint('retryAt');
+    reader.end();
+    queue.detach(job);
+    job.token = 0;
+    if (retryAt > nowMs) {
+      job.delay = retryAt - nowMs;
+      this.makeDelayed(queue, job, retryAt);
+    } else this.makeReady(queue, job, 'active');
+    return null;
+  }
+
+  private applyProgress(reader: RecordReader): null {
+    const queue = this.readQueue(reader);
+    const job = this.readJob(reader, queue);
+    const progress = reader.string('progress');
+    reader.end();
+    const value = checkJsonText(reader, progress, 'progress');
+    job.mutableExtra().progress = progress;
+    this.emit(queue.name, { event: 'progress', jobId: job.id, data: value as JobJson['progress'] });
+    return null;
+  }
+
+  private applyPause(reader: RecordReader, paused: boolean): null {
+    const name = this.readQueueName(reader);
+    reader.end();
+    const queue = this.createQueue(name);
+    queue.paused = paused;
+    this.emit(name, paused ? { event: 'paused' } : { event: 'resumed' });
+    return null;
+  }
+
+  private applyDrain(reader: RecordReader): number {
+    const queue = this.readQueue(reader);
+    reader.end();
+    let removed = 0;
+    for (const state of [StateCode.Waiting, StateCode.Prioritized, StateCode.Delayed]) {
+      const set = queue.set(state);
+      for (const key of set.keys()) {
+        queue.jobs.delete((key as Job).id);
+        removed++;
+      }
+      set.clear();
+    }
+    this.emit(queue.name, { event: 'drained' });
+    return removed;
+  }
+
+  private applyClean(reader: RecordReader): string[] {
+    const queue = this.readQueue(reader);
+    const nowMs = reader.uint('nowMs');
+    const graceMs = reader.uint('graceMs');
+    const limit = reader.uint('limit', LIMITS.jobsPerAdminCall);
+    const state = reader.uint('state', 5) as StateCode;
+    reader.end();
+    if (state === StateCode.Active) throw reader.fail('active jobs cannot be cleaned');
+    const finished = state === StateCode.Completed || state === StateCode.Failed;
+    const cutoff = nowMs - graceMs;
+    const chosen: Job[] = [];
+    let scanned = 0;
+    for (const key of queue.set(state).keys()) {
+      if (chosen.length >= limit || scanned >= LIMITS.jobsPerAdminCall) break;
+      scanned++;
+      const job = key as Job;
+      const time = finished ? job.finishedOn : job.timestamp;
+      if (time < cutoff) chosen.push(job);
+      else if (finished) break; // finished sets are ordered by finish time
+    }
+    for (const job of chosen) queue.remove(job);
+    this.emit(queue.name, { event: 'cleaned', count: chosen.length });
+    return chosen.map((job) => job.id);
+  }
+
+  private applyObliterate(reader: RecordReader): number {
+    const queue = this.readQueue(reader);
+    reader.end();
+    this.queues.delete(queue.name);
+    return queue.jobs.size;
+  }
+
+  private applyRetry(reader: RecordReader): string[] {
+    const queue = this.readQueue(reader);
+    const nowMs = reader.uint('nowMs');
+    const count = reader.uint('count', LIMITS.jobsPerAdminCall);
+    reader.end();
+    void nowMs;
+    const ids: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const job = queue.first(StateCode.Failed);
+      if (job === undefined) break;
+      queue.detach(job);
+      job.attemptsMade = 0;
+      job.stalledCounter = 0;
+      job.processedOn = 0;
+      job.finishedOn = 0;
+      if (job.extra !== null) {
+        job.extra.failedReason = '';
+        job.extra.stacktrace = [];
+      }
+      this.makeReady(queue, job, 'failed');
+      ids.push(job.id);
+    }
+    return ids;
+  }
+
+  private applyPromote(reader: RecordReader, dueOnly: boolean): string[] {
+    const queue = this.readQueue(reader);
+    let single: Job | undefined;
+    let nowMs = 0;
+    if (dueOnly) nowMs = reader.uint('nowMs');
+    else {
+      const id = reader.string('id', LIMITS.jobIdMaxBytes);
+      if (id !== '') {
+        single = queue.jobs.get(id);
+        if (single === undefined || single.state !== StateCode.Delayed)
+          throw reader.fail('job is not delayed');
+      }
+    }
+    const count = reader.uint('count', LIMITS.jobsPerAdminCall);
+    reader.end();
+    const chosen: Job[] = [];
+    if (single !== undefined) chosen.push(single);
+    else {
+      for (const key of queue.set(StateCode.Delayed).keys()) {
+        if (chosen.length === count) break;
+        chosen.push(key as Job);
+      }
+      if (dueOnly && (chosen.length !== count || chosen.some((job) => job.sortKey > nowMs))) {
+        throw reader.fail('fewer due delayed jobs than the record promotes');
+      }
+    }
+    for (const job of chosen) {
+      queue.detach(job);
+      if (!dueOnly) job.delay = 0;
+      this.makeReady(queue, job, 'delayed');
+    }
+    return chosen.map((job) => job.id);
+  }
+
+  private applyRemove(reader: RecordReader): null {
+    const queue = this.readQueue(reader);
+    const job = this.readJob(reader, queue);
+    reader.end();
+    if (job.state === StateCode.Active) throw reader.fail('an active job cannot be removed');
+    const prev = STATE_NAMES[job.state] as JobState;
+    queue.remove(job);
+    this.emit(queue.name, { event: 'removed', jobId: job.id, prev });
+    return null;
+  }
+
+  private applyRedrive(reader: RecordReader): null {
+    const queue = this.readQueue(reader);
+    const nowMs = reader.uint('nowMs');
+    const count = reader.uint('count', LIMITS.jobsPerAdminCall);
+    if (count === 0) throw reader.fail('nothing to redrive');
+    const moves: Array<{ job: Job; target: string; id: string }> = [];
+    const taken = new Set<string>();
+    for (let i = 0; i < count; i++) {
+      const job = this.readJob(reader, queue);
+      const target = this.readQueueName(reader);
+      const id = reader.string('newId', LIMITS.jobIdMaxBytes);
+      const origin = job.extra?.deadLetter;
+      if (!origin || origin.queue !== target || job.state === StateCode.Active)
+        throw reader.fail('not a dead-lettered job');
+      if (id === '' || taken.has(`${target}\n${id}`) || this.queues.get(target)?.jobs.has(id)) {
+        throw reader.fail('redriven id is taken');
+      }
+      if (taken.has(`\n${job.id}`)) throw reader.fail('job redriven twice');
+      taken.add(`${target}\n${id}`);
+      taken.add(`\n${job.id}`);
+      if (ALL_DIGITS.test(id) && id.length > 16) throw reader.fail('bad id');
+      moves.push({ job, target, id });
+    }
+    reader.end();
+    for (const { job, target, id } of moves) {
+      const prev = STATE_NAMES[job.state] as JobState;
+      queue.remove(job);
+      this.emit(queue.name, { event: 'removed', jobId: job.id, prev });
+      const destination = this.createQueue(target);
+      const auto = ALL_DIGITS.test(id);
+      if (auto && Number(id) > destination.idCounter) destination.idCounter = Number(id);
+      const fresh = new Job(id, job.name, job.opts, job.data, nowMs);
+      destination.jobs.set(id, fresh);
+      this.emit(target, { event: 'added', jobId: id, name: fresh.name });
+      fresh.delay = 0;
+      this.makeReady(destination, fresh, undefined);
+    }
+    return null;
+  }
+
+  private applyState(reader: RecordReader): null {
+    const queue = this.readQueue(reader);
+    const [, value] = reader.json('state', 4096);
+    reader.end();
+    if (!isPlainObject(value)) throw reader.fail('state must be an object');
+    const field = (name: string, min: number): number => {
+      const n = value[name];
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) throw reader.fail(`state.${name}`);
+      return n;
+    };
+    if (typeof value.paused !== 'boolean') throw reader.fail('state.paused');
+    const counters = {
+      idCounter: field('idCounter', 0),
+      tokenCounter: field('tokenCounter', 0),
+      orderCounter: field('orderCounter', 0),
+      lifoCounter: field('lifoCounter', Number.MIN_SAFE_INTEGER),
+      windowStart: field('windowStart', -1),
+      windowCount: field('windowCount', 0),
+    };
+    if (counters.lifoCounter > 0) throw reader.fail('state.lifoCounter');
+    queue.paused = value.paused;
+    Object.assign(queue, counters);
+    return null;
+  }
+
+  private applyJob(reader: RecordReader): null {
+    const queue = this.readQueue(reader);
+    const id = reader.string('id', LIMITS.jobIdMaxBytes);
+    const jobName = reader.string('name', LIMITS.jobNameMaxBytes);
+    const optsText = reader.string('opts', 64 * 1024);
+    const data = reader.string('data');
+    const [, fields] = reader.json('fields', 4 * TEXT_MAX_BYTES * (STACKTRACE_LIMIT + 2));
+    reader.end();
+    if (id === '' || queue.jobs.has(id)) throw reader.fail('job id is empty or exists');
+    const opts = this.readOptions(reader, optsText);
+    checkJsonText(reader, data, 'data');
+    const job = new Job(id, this.names.get(jobName), opts, data, 0);
+    job.restoreMutableFields(fields, (reason) => reader.fail(reason));
+    if (job.extra?.deadLetter) checkDeadLetter(job.extra.deadLetter, (reason) => reader.fail(reason));
+    if (queue.set(job.state).has(job)) throw reader.fail('duplicate set key');
+    queue.jobs.set(id, job);
+    queue.place(job, job.state, job.sortKey, job.order);
+    return null;
+  }
+}
+
+function queueCounters(queue: QueueState) {
+  return {
+    paused: queue.paused,
+    idCounter: queue.idCounter,
+    tokenCounter: queue.tokenCounter,
+    orderCounter: queue.orderCounter,
+    lifoCounter: queue.lifoCounter,
+    windowStart: queue.windowStart,
+    windowCount: queue.windowCount,
+  };
+}
+
+/** Leases the rate limiter still allows at `nowMs`, and when its window reopens (fixed windows). */
+function windowAllowance(queue: QueueState, nowMs: number): { allowed: number; reopensAt: number | null } {
+  const limiter = queue.config.limiter;
+  if (limiter === null) return { allowed: Number.MAX_SAFE_INTEGER, reopensAt: null };
+  if (queue.windowStart < 0 || nowMs >= queue.windowStart + limiter.duration) {
+    return { allowed: limiter.max, reopensAt: nowMs + limiter.duration }; // a lease now opens a new window
+  }
+  return {
+    allowed: Math.max(0, limiter.max - queue.windowCount),
+    reopensAt: queue.windowStart + limiter.duration,
+  };
+}
+
+function checkStateName(state: unknown): JobState {
+  if (typeof state !== 'string' || !STATE_NAMES.includes(state as JobState)) {
+    throw requestInvalid(`state must be one of ${STATE_NAMES.join(', ')}`);
+  }
+  return state as JobState;
+}
+
+function checkText(value: unknown, what: string, optional: boolean): string {
+  if (value === undefined && optional) return '';
+  if (typeof value !== 'string' || LONE_SURROGATE.test(value))
+    throw requestInvalid(`${what} must be a well-formed string`);
+  if (Buffer.byteLength(value) > TEXT_MAX_BYTES)
+    throw requestInvalid(`${what} is longer than ${TEXT_MAX_BYTES} bytes`);
+  return value;
+}
+
+function checkJsonText(reader: RecordReader, text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw reader.fail(`${what} is not valid JSON`);
+  }
+}
+
+function cloneConfig(config: QueueConfig): QueueConfig {
+  return JSON.parse(JSON.stringify(config)) as QueueConfig;
+}

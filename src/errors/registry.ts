@@ -228,6 +228,31 @@ export const ERRORS = {
     message: "CONFIG SET failed: '{directive}' cannot be changed at run time",
   },
   AOFQ_ERR_INTERNAL: { status: 500, resp: 'ERR', message: 'Internal error' },
+
+  // --- WebSocket API (src/http/ws.ts) ---
+  AOFQ_ERR_WS_MALFORMED: { status: 400, resp: 'ERR', message: 'Malformed WebSocket message: {reason}' },
+  AOFQ_ERR_WS_UNKNOWN_TYPE: { status: 400, resp: 'ERR', message: "Unknown WebSocket message type '{type}'" },
+  AOFQ_ERR_WS_INVALID_MESSAGE: { status: 400, resp: 'ERR', message: "Invalid '{type}' message: {reason}" },
+  AOFQ_ERR_WS_NOT_SUBSCRIBED: {
+    status: 409,
+    resp: 'ERR',
+    message: "This connection is not subscribed to the {what} of queue '{queue}'",
+  },
+  AOFQ_ERR_WS_ALREADY_SUBSCRIBED: {
+    status: 409,
+    resp: 'ERR',
+    message: "This connection is already subscribed to the {what} of queue '{queue}'",
+  },
+  AOFQ_ERR_WS_TOO_MANY_SUBSCRIPTIONS: {
+    status: 429,
+    resp: 'ERR',
+    message: 'A WebSocket connection may hold at most {limit} subscriptions',
+  },
+  AOFQ_ERR_WS_TOO_MANY_ERRORS: {
+    status: 400,
+    resp: 'ERR',
+    message: 'Too many bad messages ({count}) on this WebSocket connection: closing it',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -75,6 +75,25 @@ export const LIMITS = Object.freeze({
   /** HTTP: long polls parked at once on one connection (pipelined requests), and on the whole server. */
   longPollsPerConnection: 4,
   longPollsMax: 10_000,
+
+  /** WebSocket: largest message a client may send (option maxPayload); larger ones close with 1009. */
+  wsMaxPayloadBytes: 1 * MiB,
+  /** WebSocket: queue events kept for resume with lastEventId, over all queues (option eventRingSize). */
+  wsEventRingSize: 10_000,
+  /** WebSocket: pushes to a connection pause while its send buffer holds more (option bufferedHighWater). */
+  wsBufferedHighWaterBytes: 1 * MiB,
+  /** WebSocket: ping interval; a peer that has not answered the previous ping is dropped (option pingIntervalMs). */
+  wsPingIntervalMs: 30_000,
+  /** WebSocket: bad messages tolerated on one connection before it is closed with 1008. */
+  wsMaxErrorsBeforeClose: 10,
+  /** WebSocket: job and event subscriptions one connection may hold. */
+  wsSubscriptionsPerConnection: 256,
+  /** WebSocket: requests of one connection awaiting their replies; beyond it, reading that client pauses. */
+  wsPendingRequestsPerConnection: 1024,
+  /** WebSocket: time a connection without a bearer token has to send its auth message. */
+  wsAuthTimeoutMs: 10_000,
+  /** WebSocket: on shutdown, time clients have to answer the close frame before they are cut. */
+  wsCloseGraceMs: 1000,
 });
 
 export type Limits = typeof LIMITS;

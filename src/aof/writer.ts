@@ -1,0 +1,1047 @@
+/**
+ * The AOF writer: owns the one open incr file and everything that reaches it.
+ * Group commit (all records appended in one event-loop turn go out as one
+ * framed batch in one write), the three fsync policies, the LSN frontiers
+ * (last appended, written, fsynced) and the waits on them, and the handling of
+ * write and fsync errors: refuse new records, keep what was appended in
+ * memory, undo half-written batches, retry until the disk accepts them again.
+ *
+ * All file mutation happens in one sequential loop (`pump`), so at most one
+ * write is in flight; everysec's background fdatasync is the one operation that
+ * runs beside it. Records are encoded straight into an arena of large chunks;
+ * a batch is a view of its chunk that holds `[#TS:..][#aofq b ..][records]`,
+ * kept until it is fsynced so that it can be written again after an fsync
+ * error (after a failed fsync Linux may drop the dirty pages: "fsyncgate").
+ *
+ * Durability: waitFsynced(lsn) resolves once the record is on disk. Under
+ * `appendfsync no` a record is never known durable until rotation or close;
+ * waitDurable() then resolves once the record is written (see AofEngine).
+ */
+import { performance } from 'node:perf_hooks';
+import { AofqError } from '../errors/index.js';
+import type { Arg } from '../resp/encode.js';
+import { assert, assertUint } from '../util/assert.js';
+import type { Clock } from '../util/clock.js';
+import { LIMITS } from '../util/limits.js';
+import type { Logger } from '../util/logger.js';
+import type { AppendFsync } from './config.js';
+import { crc32c, encodeBatchAnnotation, encodeTimestamp } from './format.js';
+import type { AofFile } from './fs.js';
+
+/** Bytes reserved in front of each batch's records for the `#TS:` and batch annotation lines. */
+const PREFIX_RESERVE_BYTES = 128;
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** Timings the tests shorten; production uses the LIMITS. */
+export interface WriterTiming {
+  everysecIntervalMs: number;
+  maxFsyncPostponeMs: number;
+  writeRetryMs: number;
+  writeErrorLogMs: number;
+  maxBatchBytes: number;
+  arenaChunkBytes: number;
+}
+
+export const DEFAULT_WRITER_TIMING: WriterTiming = Object.freeze({
+  everysecIntervalMs: LIMITS.aofEverysecIntervalMs,
+  maxFsyncPostponeMs: LIMITS.aofMaxFsyncPostponeMs,
+  writeRetryMs: LIMITS.aofWriteRetryMs,
+  writeErrorLogMs: LIMITS.aofWriteErrorLogMs,
+  maxBatchBytes: LIMITS.aofMaxBatchBytes,
+  arenaChunkBytes: LIMITS.aofArenaChunkBytes,
+});
+
+export interface WriterOptions {
+  file: AofFile;
+  /** For log lines. */
+  fileName: string;
+  /** Current size of the file; everything in it is durable (the engine fsynced it). */
+  size: number;
+  /** LSN of the last record in the log; the next append gets lastLsn + 1. */
+  lastLsn: number;
+  policy: AppendFsync;
+  timestamps: boolean;
+  clock: Clock;
+  logger: Logger;
+  timing?: Partial<WriterTiming>;
+}
+
+/** What rotation hands back: the new file, already holding its header, fsynced and named by the manifest. */
+export interface RotatedFile {
+  file: AofFile;
+  fileName: string;
+  size: number;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function noop(): void {}
+
+function deferred(): Deferred {
+  let resolve: () => void = noop;
+  let reject: (err: unknown) => void = noop;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A waiter may drop its promise; a rejection then must not become an unhandled one.
+  promise.catch(noop);
+  return { promise, resolve, reject };
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+interface Batch {
+  readonly firstLsn: number;
+  readonly lastLsn: number;
+  /** Exactly the bytes written: optional `#TS:` line, batch annotation, records. */
+  readonly bytes: Buffer;
+  /** File offset just past the batch once written; -1 before. */
+  endOffset: number;
+  written: Deferred | null;
+  fsynced: Deferred | null;
+}
+
+/** A FIFO of batches ordered by LSN, with binary search. */
+class BatchQueue {
+  private items: Batch[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  peek(): Batch | undefined {
+    return this.items[this.head];
+  }
+  push(b: Batch): void {
+    this.items.push(b);
+  }
+  shift(): Batch | undefined {
+    const b = this.items[this.head];
+    if (b === undefined) return undefined;
+    this.items[this.head] = undefined as unknown as Batch;
+    this.head++;
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return b;
+  }
+  /** Take every batch out, oldest first. */
+  drain(): Batch[] {
+    const out = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return out;
+  }
+  /** Put batches in front, keeping their order. */
+  prepend(batches: Batch[]): void {
+    this.items = batches.concat(this.items.slice(this.head));
+    this.head = 0;
+  }
+  find(lsn: number): Batch | undefined {
+    let lo = this.head;
+    let hi = this.items.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const b = this.items[mid] as Batch;
+      if (lsn < b.firstLsn) hi = mid - 1;
+      else if (lsn > b.lastLsn) lo = mid + 1;
+      else return b;
+    }
+    return undefined;
+  }
+  *[Symbol.iterator](): Iterator<Batch> {
+    for (let i = this.head; i < this.items.length; i++) yield this.items[i] as Batch;
+  }
+}
+
+interface Failure {
+  error: NodeJS.ErrnoException;
+  /** An fsync failed: rewrite everything not yet durable before trusting the file again. */
+  needsRewind: boolean;
+  /** Cut the file back to this size before the next write (a half batch may be on disk). */
+  truncateTo: number | null;
+  /** Recovery is complete only after an fsync succeeds. */
+  needsFsync: boolean;
+}
+
+interface Rotation {
+  prepare: (boundaryLsn: number) => Promise<RotatedFile>;
+  done: Deferred;
+}
+
+type WriterState = 'open' | 'closing' | 'closed';
+
+function decimalDigits(n: number): number {
+  if (n < 10) return 1;
+  if (n < 100) return 2;
+  if (n < 1000) return 3;
+  if (n < 10000) return 4;
+  if (n < 100000) return 5;
+  if (n < 1000000) return 6;
+  if (n < 10000000) return 7;
+  if (n < 100000000) return 8;
+  if (n < 1000000000) return 9;
+  return String(n).length;
+}
+
+/** Write `n` as ASCII digits at `pos`; returns the position after them. */
+function writeDecimal(buf: Buffer, pos: number, n: number): number {
+  if (n < 10) {
+    buf[pos] = 48 + n;
+    return pos + 1;
+  }
+  const end = pos + decimalDigits(n);
+  let i = end;
+  let v = n;
+  while (v > 0) {
+    const q = Math.floor(v / 10);
+    buf[--i] = 48 + (v - q * 10);
+    v = q;
+  }
+  return end;
+}
+
+function errnoError(code: string, message: string): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(message);
+  err.code = code;
+  return err;
+}
+
+function asErrno(err: unknown): NodeJS.ErrnoException {
+  return err instanceof Error ? (err as NodeJS.ErrnoException) : errnoError('EIO', String(err));
+}
+
+export class AofWriter {
+  private file: AofFile;
+  private fileName: string;
+  private policy: AppendFsync;
+  private readonly timestamps: boolean;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly timing: WriterTiming;
+  private state: WriterState = 'open';
+
+  // --- LSN frontiers -----------------------------------------------------------
+  private lastLsnValue: number;
+  private writtenLsnValue: number;
+  private fsyncedLsnValue: number;
+
+  // --- file offsets ------------------------------------------------------------
+  /** End of the last complete batch written. */
+  private fileSize: number;
+  /** Everything below is fsynced. */
+  private durableSize: number;
+  /** Everything from here to fileSize is held in `retained` (below it only what is durable, or was written under `no`). */
+  private rebuildableFrom: number;
+
+  // --- the open batch (in the arena) ---------------------------------------------
+  private chunk: Buffer;
+  private batchStart = 0;
+  private offset = 0;
+  private openFirstLsn = 0;
+  private openCount = 0;
+  private openWritten: Deferred | null = null;
+  private openFsynced: Deferred | null = null;
+  private readonly argLengths: number[] = [];
+
+  // --- batches -------------------------------------------------------------------
+  /** Sealed, waiting for the pump. */
+  private readonly unwritten = new BatchQueue();
+  /** Written, not yet fsynced; kept to be written again after an fsync error. */
+  private readonly retained = new BatchQueue();
+  private unwrittenBytes = 0;
+  /** fsync waits on LSNs no batch holds any more (written under `no`). */
+  private lsnWaiters: Array<{ lsn: number; done: Deferred }> = [];
+  /** Pending fsync waits (each deferred settles once). */
+  private fsyncWaiters = 0;
+
+  // --- the pump ------------------------------------------------------------------
+  private pumping = false;
+  private kickAgain = false;
+  private immediateScheduled = false;
+  private syncRequestedLsn = 0;
+  private rotation: Rotation | null = null;
+  private closeDone: Deferred | null = null;
+  private closeError: AofqError | null = null;
+  /** An error while closing: the pump ends the close with it. */
+  private closeFailure: AofqError | null = null;
+
+  // --- everysec ------------------------------------------------------------------
+  private fsyncInFlight = false;
+  private everysecTimer: NodeJS.Timeout | null = null;
+  private lastFsyncStartMs: number;
+  private postponeStartMs = 0;
+  private postponeTimer: NodeJS.Timeout | null = null;
+
+  // --- errors ----------------------------------------------------------------------
+  private failure: Failure | null = null;
+  /** Counts failures, so that a pump round notices one that arrived while it awaited. */
+  private failureEpoch = 0;
+  private retryDue = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private lastErrorLogMs = Number.NEGATIVE_INFINITY;
+
+  // --- statistics -------------------------------------------------------------------
+  private lastTimestampSec = 0;
+  private delayedFsyncCount = 0;
+  private lastFsyncLatencyUsValue = 0;
+  private bytesWrittenValue = 0;
+  private lastWriteErrorValue: string | null = null;
+
+  constructor(opts: WriterOptions) {
+    assertUint(opts.size, 'writer size');
+    assertUint(opts.lastLsn, 'writer lastLsn');
+    this.file = opts.file;
+    this.fileName = opts.fileName;
+    this.policy = opts.policy;
+    this.timestamps = opts.timestamps;
+    this.clock = opts.clock;
+    this.logger = opts.logger;
+    this.timing = { ...DEFAULT_WRITER_TIMING, ...opts.timing };
+    assert(this.timing.arenaChunkBytes >= 4 * PREFIX_RESERVE_BYTES, 'arena chunk size');
+    this.lastLsnValue = opts.lastLsn;
+    this.writtenLsnValue = opts.lastLsn;
+    this.fsyncedLsnValue = opts.lastLsn;
+    this.fileSize = opts.size;
+    this.durableSize = opts.size;
+    this.rebuildableFrom = opts.size;
+    this.chunk = Buffer.allocUnsafe(this.timing.arenaChunkBytes);
+    this.lastFsyncStartMs = performance.now();
+  }
+
+  // --- public surface -----------------------------------------------------------------
+
+  get lastLsn(): number {
+    return this.lastLsnValue;
+  }
+  get writtenLsn(): number {
+    return this.writtenLsnValue;
+  }
+  get fsyncedLsn(): number {
+    return this.fsyncedLsnValue;
+  }
+  get appendFsync(): AppendFsync {
+    return this.policy;
+  }
+  /** False while a write or fsync error stands, and once closing. */
+  get writable(): boolean {
+    return this.failure === null && this.state === 'open';
+  }
+  get currentFileName(): string {
+    return this.fileName;
+  }
+  get currentFileSize(): number {
+    return this.fileSize;
+  }
+
+  stats(): {
+    lastWriteStatus: 'ok' | 'err';
+    lastWriteError: string | null;
+    bufferLength: number;
+    pendingFsync: number;
+    delayedFsync: number;
+    lastFsyncLatencyUs: number;
+    bytesWritten: number;
+    fileSize: number;
+  } {
+    return {
+      lastWriteStatus: this.failure === null ? 'ok' : 'err',
+      lastWriteError: this.lastWriteErrorValue,
+      bufferLength: this.openBytes() + this.unwrittenBytes,
+      pendingFsync: this.fsyncInFlight ? 1 : 0,
+      delayedFsync: this.delayedFsyncCount,
+      lastFsyncLatencyUs: this.lastFsyncLatencyUsValue,
+      bytesWritten: this.bytesWrittenValue,
+      fileSize: this.fileSize,
+    };
+  }
+
+  /** Encode one record into the open batch; returns its LSN. Synchronous. */
+  append(argv: readonly Arg[]): number {
+    if (this.state !== 'open' || this.failure !== null) this.refuse();
+    const argc = argv.length;
+    assert(argc >= 1, 'a record has at least one argument');
+    const lengths = this.argLengths;
+    let size = 3 + decimalDigits(argc);
+    for (let i = 0; i < argc; i++) {
+      const arg = argv[i] as Arg;
+      const len = typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length;
+      lengths[i] = len;
+      size += 5 + decimalDigits(len) + len;
+    }
+    this.reserve(size);
+    const buf = this.chunk;
+    let p = this.offset;
+    buf[p++] = 0x2a; // '*'
+    p = writeDecimal(buf, p, argc);
+    buf[p++] = CR;
+    buf[p++] = LF;
+    for (let i = 0; i < argc; i++) {
+      const arg = argv[i] as Arg;
+      const len = lengths[i] as number;
+      buf[p++] = 0x24; // '$'
+      p = writeDecimal(buf, p, len);
+      buf[p++] = CR;
+      buf[p++] = LF;
+      if (typeof arg === 'string') p += buf.write(arg, p, len, 'utf8');
+      else p += arg.copy(buf, p);
+      buf[p++] = CR;
+      buf[p++] = LF;
+    }
+    assert(p === this.offset + size, 'record encoding length');
+    this.offset = p;
+    return this.added();
+  }
+
+  /** Append one record that is already RESP (an array of bulk strings, checked by the caller). */
+  appendEncoded(resp: Buffer): number {
+    if (this.state !== 'open' || this.failure !== null) this.refuse();
+    assert(resp.length >= 4 && resp[0] === 0x2a, 'an encoded record is a RESP array');
+    assert(resp[resp.length - 2] === CR && resp[resp.length - 1] === LF, 'an encoded record ends with CRLF');
+    this.reserve(resp.length);
+    this.offset += resp.copy(this.chunk, this.offset);
+    return this.added();
+  }
+
+  waitWritten(lsn: number): Promise<void> {
+    this.checkLsn(lsn);
+    if (lsn <= this.writtenLsnValue) return RESOLVED;
+    if (this.closeError !== null) return Promise.reject(this.closeError);
+    if (this.openCount > 0 && lsn >= this.openFirstLsn) {
+      this.openWritten ??= deferred();
+      return this.openWritten.promise;
+    }
+    const b = this.unwritten.find(lsn);
+    if (b === undefined) assert(false, `LSN ${lsn} above the written frontier must be pending`);
+    b.written ??= deferred();
+    return b.written.promise;
+  }
+
+  waitFsynced(lsn: number): Promise<void> {
+    this.checkLsn(lsn);
+    if (lsn <= this.fsyncedLsnValue) return RESOLVED;
+    if (this.closeError !== null) return Promise.reject(this.closeError);
+    if (this.openCount > 0 && lsn >= this.openFirstLsn) {
+      this.openFsynced ??= this.newFsyncWaiter();
+      return this.openFsynced.promise;
+    }
+    const b = this.unwritten.find(lsn) ?? this.retained.find(lsn);
+    if (b !== undefined) {
+      b.fsynced ??= this.newFsyncWaiter();
+      return b.fsynced.promise;
+    }
+    const done = this.newFsyncWaiter();
+    this.lsnWaiters.push({ lsn, done });
+    return done.promise;
+  }
+
+  /**
+   * A deferred for an fsync wait. While any is pending, everysec's timer keeps
+   * the process alive (it is unref'd otherwise), so that a waiter is not left
+   * behind by a process with nothing else to do.
+   */
+  private newFsyncWaiter(): Deferred {
+    this.fsyncWaiters++;
+    this.everysecTimer?.ref();
+    const d = deferred();
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      this.fsyncWaiters--;
+      return true;
+    };
+    return {
+      promise: d.promise,
+      resolve: () => {
+        if (settle()) d.resolve();
+      },
+      reject: (err) => {
+        if (settle()) d.reject(err);
+      },
+    };
+  }
+
+  /** Under `no`: written. Otherwise: fsynced. */
+  waitDurable(lsn: number): Promise<void> {
+    return this.policy === 'no' ? this.waitWritten(lsn) : this.waitFsynced(lsn);
+  }
+
+  /** Resolves once every record appended so far is fsynced, whatever the policy. */
+  sync(): Promise<void> {
+    if (this.state === 'closed') return this.closeError ? Promise.reject(this.closeError) : RESOLVED;
+    this.syncRequestedLsn = Math.max(this.syncRequestedLsn, this.lastLsnValue);
+    const p = this.waitFsynced(this.lastLsnValue);
+    this.kick();
+    return p;
+  }
+
+  setAppendFsync(policy: AppendFsync): void {
+    const previous = this.policy;
+    if (policy === previous) return;
+    this.policy = policy;
+    this.logger.info({ from: previous, to: policy }, 'AOF fsync policy changed');
+    // Waits made under a syncing policy expect an fsync; give them one.
+    if (policy === 'no') this.syncRequestedLsn = Math.max(this.syncRequestedLsn, this.writtenLsnValue);
+    if (policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
+    this.kick();
+  }
+
+  /**
+   * Switch to a new file. Everything sealed so far is written and fsynced to
+   * the old file; `prepare(boundaryLsn)` creates the new one (header, fsync,
+   * manifest); records appended meanwhile go to the new file.
+   */
+  rotate(prepare: (boundaryLsn: number) => Promise<RotatedFile>): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(new AofqError('AOFQ_ERR_AOF_CLOSED'));
+    if (this.failure !== null) return Promise.reject(this.writeFailedError());
+    assert(this.rotation === null, 'one rotation at a time');
+    const done = deferred();
+    this.rotation = { prepare, done };
+    this.kick();
+    return done.promise;
+  }
+
+  /** Write and fsync everything, then close the file. Later appends throw AOFQ_ERR_AOF_CLOSED. */
+  close(): Promise<void> {
+    if (this.closeDone !== null) return this.closeDone.promise;
+    this.closeDone = deferred();
+    this.state = 'closing';
+    this.clearTimer('everysecTimer');
+    if (this.failure !== null) {
+      // One last attempt now, not after the retry period.
+      this.clearTimer('retryTimer');
+      this.retryDue = true;
+    }
+    this.kick();
+    return this.closeDone.promise;
+  }
+
+  // --- appending -------------------------------------------------------------------
+
+  private refuse(): never {
+    if (this.state !== 'open') throw new AofqError('AOFQ_ERR_AOF_CLOSED');
+    throw this.writeFailedError();
+  }
+
+  private writeFailedError(): AofqError {
+    return new AofqError('AOFQ_ERR_AOF_WRITE_FAILED', {
+      reason: this.lastWriteErrorValue ?? 'unknown error',
+    });
+  }
+
+  private checkLsn(lsn: number): void {
+    // The message is built only on failure: this runs once per wait.
+    if (!(Number.isSafeInteger(lsn) && lsn >= 0 && lsn <= this.lastLsnValue)) {
+      assert(false, `LSN ${lsn} was never appended (last is ${this.lastLsnValue})`);
+    }
+  }
+
+  private openBytes(): number {
+    return this.openCount > 0 ? this.offset - this.batchStart - PREFIX_RESERVE_BYTES : 0;
+  }
+
+  /** Make room for `size` more record bytes in the open batch, starting one if needed. */
+  private reserve(size: number): void {
+    if (this.openCount > 0 && this.openBytes() + size > this.timing.maxBatchBytes) this.sealOpen();
+    if (this.openCount === 0) {
+      if (this.offset + PREFIX_RESERVE_BYTES + size > this.chunk.length) {
+        this.chunk = Buffer.allocUnsafe(Math.max(this.timing.arenaChunkBytes, PREFIX_RESERVE_BYTES + size));
+        this.offset = 0;
+      }
+      this.batchStart = this.offset;
+      this.offset += PREFIX_RESERVE_BYTES;
+      return;
+    }
+    if (this.offset + size <= this.chunk.length) return;
+    // The open batch moves to a fresh chunk: a batch is one contiguous view.
+    const used = this.offset - this.batchStart;
+    const next = Buffer.allocUnsafe(Math.max(this.timing.arenaChunkBytes, 2 * (used + size)));
+    this.chunk.copy(next, 0, this.batchStart, this.offset);
+    this.chunk = next;
+    this.batchStart = 0;
+    this.offset = used;
+  }
+
+  private added(): number {
+    const lsn = ++this.lastLsnValue;
+    if (this.openCount === 0) this.openFirstLsn = lsn;
+    this.openCount++;
+    if (!this.immediateScheduled) {
+      this.immediateScheduled = true;
+      setImmediate(this.onImmediate);
+    }
+    return lsn;
+  }
+
+  private readonly onImmediate = (): void => {
+    this.immediateScheduled = false;
+    this.kick();
+  };
+
+  /** Close the open batch: prefix it with its annotation (and a `#TS:` line when the second changed). */
+  private sealOpen(): void {
+    assert(this.openCount > 0, 'seal an empty batch');
+    const recordsStart = this.batchStart + PREFIX_RESERVE_BYTES;
+    const records = this.chunk.subarray(recordsStart, this.offset);
+    const ms = Math.max(0, Math.floor(this.clock.nowMs()));
+    const annotation = encodeBatchAnnotation({
+      lsn: this.openFirstLsn,
+      count: this.openCount,
+      bytes: records.length,
+      crc: crc32c(records),
+      ms,
+    });
+    let start = recordsStart - annotation.length;
+    annotation.copy(this.chunk, start);
+    if (this.timestamps) {
+      const second = Math.floor(ms / 1000);
+      if (second > this.lastTimestampSec) {
+        const ts = encodeTimestamp(second);
+        start -= ts.length;
+        ts.copy(this.chunk, start);
+        this.lastTimestampSec = second;
+      }
+    }
+    assert(start >= this.batchStart, 'batch prefix fits its reserve');
+    const batch: Batch = {
+      firstLsn: this.openFirstLsn,
+      lastLsn: this.openFirstLsn + this.openCount - 1,
+      bytes: this.chunk.subarray(start, this.offset),
+      endOffset: -1,
+      written: this.openWritten,
+      fsynced: this.openFsynced,
+    };
+    this.unwritten.push(batch);
+    this.unwrittenBytes += batch.bytes.length;
+    this.openCount = 0;
+    this.openWritten = null;
+    this.openFsynced = null;
+    this.batchStart = this.offset;
+  }
+
+  // --- the pump ------------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.pumping) {
+      this.kickAgain = true;
+      return;
+    }
+    if (this.state === 'closed') return;
+    this.pumping = true;
+    this.pump().then(
+      () => {
+        this.pumping = false;
+        if (this.kickAgain) this.kick();
+      },
+      (err: unknown) => {
+        // A bug (an assertion). Refuse further writes rather than guess.
+        this.pumping = false;
+        this.logger.error({ err: String(err), stack: (err as Error)?.stack }, 'AOF writer loop crashed');
+        this.enterFailure('write', errnoError('EFAULT', `internal error: ${String(err)}`), null);
+      },
+    );
+  }
+
+  private async pump(): Promise<void> {
+    // Each round either makes progress on disk or returns; the bound guards against a bug spinning.
+    for (let round = 0; round < 1_000_000_000; round++) {
+      this.kickAgain = false;
+      if (this.state === 'closed') return;
+      if (this.closeFailure !== null) {
+        if (this.fsyncInFlight) return;
+        await this.finishClose(this.closeFailure);
+        return;
+      }
+
+      if (this.failure !== null) {
+        if (!this.retryDue || this.fsyncInFlight) return;
+        this.retryDue = false;
+        if (!(await this.prepareRetry())) return;
+      }
+      // A failure that arrives during this round (a background fsync's) is
+      // handled by a later retry round, never by this one's writes or fsync.
+      const epoch = this.failureEpoch;
+
+      const hasWork = this.openCount > 0 || this.unwritten.length > 0;
+      if (hasWork && this.policy === 'everysec' && this.fsyncInFlight && this.state === 'open') {
+        // Redis: a write() behind a pending fsync would block; wait up to 2 s for it, then write anyway.
+        const now = performance.now();
+        if (this.postponeStartMs === 0) this.postponeStartMs = now;
+        const waited = now - this.postponeStartMs;
+        if (waited < this.timing.maxFsyncPostponeMs) {
+          if (this.postponeTimer === null) {
+            this.postponeTimer = setTimeout(
+              () => {
+                this.postponeTimer = null;
+                this.kick();
+              },
+              this.timing.maxFsyncPostponeMs - waited + 1,
+            );
+          }
+          return;
+        }
+        this.delayedFsyncCount++;
+        this.logger.warn(
+          { file: this.fileName },
+          'Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down aofq.',
+        );
+      }
+      this.postponeStartMs = 0;
+      this.clearTimer('postponeTimer');
+
+      if (this.openCount > 0) this.sealOpen();
+      if (this.unwritten.length > 0 && !(await this.writeUnwritten())) return;
+      if (this.failureEpoch !== epoch) return;
+
+      const needFsync =
+        this.fileSize > this.durableSize &&
+        (this.policy === 'always' ||
+          this.failure?.needsFsync === true ||
+          this.syncRequestedLsn > this.fsyncedLsnValue ||
+          (this.state === 'closing' && this.openCount === 0) ||
+          this.rotation !== null);
+      if (needFsync) {
+        if ((this.state === 'closing' || this.rotation !== null) && this.fsyncInFlight) return;
+        if (!(await this.fsyncNow(epoch))) return;
+      }
+      if (this.failureEpoch !== epoch) return;
+      if (this.failure !== null) this.recovered();
+      if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
+
+      if (this.rotation !== null && this.unwritten.length === 0) {
+        if (this.fsyncInFlight) return;
+        if (this.fileSize > this.durableSize) continue;
+        await this.switchFile(this.rotation);
+        continue;
+      }
+      if (this.state === 'closing' && this.openCount === 0 && this.unwritten.length === 0) {
+        if (this.fsyncInFlight) return;
+        if (this.fileSize > this.durableSize) continue;
+        await this.finishClose(null);
+        return;
+      }
+      if (this.openCount === 0 && this.unwritten.length === 0) return;
+    }
+    assert(false, 'AOF pump round bound');
+  }
+
+  /** Write the sealed batches in order, each in one write() (completed if short). False on error. */
+  private async writeUnwritten(): Promise<boolean> {
+    for (let i = 0; this.unwritten.length > 0; i++) {
+      const batch = this.unwritten.peek() as Batch;
+      const bytes = batch.bytes;
+      const start = this.fileSize;
+      let done = 0;
+      try {
+        // Each pass writes at least one byte or throws.
+        for (let pass = 0; done < bytes.length; pass++) {
+          assert(pass <= bytes.length, 'short-write loop bound');
+          const n = await this.file.write(done === 0 ? bytes : bytes.subarray(done));
+          if (!(n > 0)) throw errnoError('ENOSPC', `short write: wrote 0 of ${bytes.length - done} bytes`);
+          done += n;
+        }
+      } catch (err) {
+        let truncateTo: number | null = null;
+        if (done > 0) {
+          // Never leave half a batch: cut back to the end of the last complete one.
+          try {
+            await this.file.truncate(start);
+          } catch (truncateErr) {
+            this.logger.error(
+              { file: this.fileName, size: start, err: String(truncateErr) },
+              'Could not remove half-written data from the end of the AOF; will retry',
+            );
+            truncateTo = start;
+          }
+        }
+        this.enterFailure('write', asErrno(err), truncateTo);
+        return false;
+      }
+      this.unwritten.shift();
+      this.unwrittenBytes -= bytes.length;
+      this.fileSize = start + bytes.length;
+      this.bytesWrittenValue += bytes.length;
+      batch.endOffset = this.fileSize;
+      this.writtenLsnValue = batch.lastLsn;
+      if (this.policy === 'no') {
+        // Not kept: `no` promises nothing, and memory stays bounded.
+        if (this.retained.length > 0) this.releaseRetained();
+        if (batch.fsynced !== null) this.lsnWaiters.push({ lsn: batch.lastLsn, done: batch.fsynced });
+        this.rebuildableFrom = this.fileSize;
+      } else {
+        this.retained.push(batch);
+      }
+      // Recovered before any waiter runs: a waiter sees the engine writable again.
+      if (this.failure !== null && this.unwritten.length === 0 && this.recoversWithoutFsync())
+        this.recovered();
+      const written = batch.written;
+      batch.written = null;
+      written?.resolve();
+      assert(i < 1_000_000_000, 'write loop bound');
+    }
+    return true;
+  }
+
+  private releaseRetained(): void {
+    for (const b of this.retained.drain()) {
+      if (b.fsynced !== null) this.lsnWaiters.push({ lsn: b.lastLsn, done: b.fsynced });
+    }
+  }
+
+  /** fdatasync inline in the pump. False on error. */
+  private async fsyncNow(epoch: number): Promise<boolean> {
+    const target = { size: this.fileSize, lsn: this.writtenLsnValue };
+    const started = performance.now();
+    try {
+      await this.file.datasync();
+    } catch (err) {
+      this.enterFailure('fsync', asErrno(err), null);
+      return false;
+    }
+    // Another fsync failed meanwhile: trust neither; the retry rewrites and syncs again.
+    if (this.failureEpoch !== epoch) return false;
+    this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
+    if (this.failure !== null && this.unwritten.length === 0) this.recovered();
+    this.fsynced(target);
+    return true;
+  }
+
+  private fsynced(target: { size: number; lsn: number }): void {
+    if (target.size > this.durableSize) this.durableSize = target.size;
+    if (target.lsn > this.fsyncedLsnValue) this.fsyncedLsnValue = target.lsn;
+    for (
+      let b = this.retained.peek();
+      b !== undefined && b.endOffset <= target.size;
+      b = this.retained.peek()
+    ) {
+      this.retained.shift();
+      b.fsynced?.resolve();
+      b.fsynced = null;
+    }
+    if (this.rebuildableFrom < this.durableSize) this.rebuildableFrom = this.durableSize;
+    if (this.lsnWaiters.length > 0) {
+      const lsn = this.fsyncedLsnValue;
+      const still: Array<{ lsn: number; done: Deferred }> = [];
+      for (const w of this.lsnWaiters) {
+        if (w.lsn <= lsn) w.done.resolve();
+        else still.push(w);
+      }
+      this.lsnWaiters = still;
+    }
+  }
+
+  // --- everysec -------------------------------------------------------------------------
+
+  private armEverysec(): void {
+    if (this.everysecTimer !== null || this.fsyncInFlight || this.state !== 'open') return;
+    const delay = Math.max(0, this.lastFsyncStartMs + this.timing.everysecIntervalMs - performance.now());
+    this.everysecTimer = setTimeout(this.onEverysec, delay);
+    if (this.fsyncWaiters === 0) this.everysecTimer.unref();
+  }
+
+  private readonly onEverysec = (): void => {
+    this.everysecTimer = null;
+    if (this.policy !== 'everysec' || this.state !== 'open' || this.failure !== null || this.fsyncInFlight)
+      return;
+    if (this.fileSize <= this.durableSize) return;
+    this.backgroundFsync();
+  };
+
+  private backgroundFsync(): void {
+    const target = { size: this.fileSize, lsn: this.writtenLsnValue };
+    this.fsyncInFlight = true;
+    this.lastFsyncStartMs = performance.now();
+    const started = this.lastFsyncStartMs;
+    this.file.datasync().then(
+      () => {
+        this.fsyncInFlight = false;
+        this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
+        // After a failed fsync nothing unsynced is trusted until the rewrite: not even this success.
+        if (this.failure === null || !this.failure.needsRewind) this.fsynced(target);
+        if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
+        this.kick();
+      },
+      (err: unknown) => {
+        this.fsyncInFlight = false;
+        this.enterFailure('fsync', asErrno(err), null);
+        this.kick();
+      },
+    );
+  }
+
+  // --- errors -----------------------------------------------------------------------------
+
+  private enterFailure(kind: 'write' | 'fsync', err: NodeJS.ErrnoException, truncateTo: number | null): void {
+    // Node's fs messages start with the code ("ENOSPC: no space left on device, write").
+    const reason = err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message;
+    this.lastWriteErrorValue = reason;
+    if (this.failure === null) {
+      this.failure = { error: err, needsRewind: false, truncateTo: null, needsFsync: false };
+    }
+    this.failureEpoch++;
+    const f = this.failure;
+    f.error = err;
+    if (kind === 'fsync') {
+      f.needsRewind = true;
+      f.needsFsync = true;
+    }
+    if (truncateTo !== null) f.truncateTo = truncateTo;
+    const now = performance.now();
+    if (now - this.lastErrorLogMs >= this.timing.writeErrorLogMs) {
+      this.lastErrorLogMs = now;
+      this.logger.error(
+        { file: this.fileName, op: kind, code: err.code, err: err.message },
+        kind === 'write'
+          ? 'Error writing to the AOF file; refusing writes until the disk accepts them again'
+          : 'Fail to fsync the AOF file; refusing writes, will rewrite what is not durable',
+      );
+    }
+    if (this.rotation !== null) {
+      const r = this.rotation;
+      this.rotation = null;
+      r.done.reject(this.writeFailedError());
+    }
+    if (this.state === 'closed') return;
+    if (this.state === 'closing') {
+      // The pump ends the close, once no operation of its own is in flight.
+      this.closeFailure = this.writeFailedError();
+      this.kick();
+      return;
+    }
+    if (this.retryTimer === null) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.retryDue = true;
+        this.kick();
+      }, this.timing.writeRetryMs);
+    }
+  }
+
+  /** Before writing again after an error: rewind what an fsync may have lost, cut any half batch. */
+  private async prepareRetry(): Promise<boolean> {
+    const f = this.failure as Failure;
+    if (f.needsRewind) {
+      const target = Math.max(this.durableSize, this.rebuildableFrom);
+      const again = this.retained.drain();
+      const first = again[0];
+      if (first !== undefined) {
+        assert(
+          first.endOffset - first.bytes.length === target,
+          'retained batches start where durability ends',
+        );
+        this.writtenLsnValue = first.firstLsn - 1;
+        for (const b of again) {
+          b.endOffset = -1;
+          b.written = null;
+          this.unwrittenBytes += b.bytes.length;
+        }
+        this.unwritten.prepend(again);
+      }
+      if (target > this.durableSize) {
+        this.logger.warn(
+          { file: this.fileName, from: this.durableSize, to: target },
+          'After an fsync error, data written under appendfsync no cannot be rewritten and may be lost',
+        );
+      }
+      f.needsRewind = false;
+      f.truncateTo = target;
+    }
+    if (f.truncateTo !== null) {
+      const size = f.truncateTo;
+      try {
+        await this.file.truncate(size);
+      } catch (err) {
+        this.enterFailure('write', asErrno(err), size);
+        return false;
+      }
+      this.bytesWrittenValue -= this.fileSize - size;
+      this.fileSize = size;
+      f.truncateTo = null;
+    }
+    return true;
+  }
+
+  /** After a write error (not an fsync error), outside `always`, a successful write is the recovery. */
+  private recoversWithoutFsync(): boolean {
+    const f = this.failure;
+    return f !== null && !f.needsFsync && !f.needsRewind && f.truncateTo === null && this.policy !== 'always';
+  }
+
+  private recovered(): void {
+    this.failure = null;
+    this.clearTimer('retryTimer');
+    this.retryDue = false;
+    this.logger.warn({ file: this.fileName }, 'AOF write error looks solved, aofq can write again.');
+  }
+
+  // --- rotation and close --------------------------------------------------------------------
+
+  private async switchFile(rotation: Rotation): Promise<void> {
+    assert(this.retained.length === 0 && this.unwritten.length === 0, 'rotation after a full flush');
+    assert(this.fsyncedLsnValue === this.writtenLsnValue, 'rotation after fsync');
+    this.rotation = null;
+    let next: RotatedFile;
+    try {
+      next = await rotation.prepare(this.writtenLsnValue);
+    } catch (err) {
+      rotation.done.reject(err);
+      return;
+    }
+    const old = this.file;
+    this.file = next.file;
+    this.fileName = next.fileName;
+    this.fileSize = next.size;
+    this.durableSize = next.size;
+    this.rebuildableFrom = next.size;
+    this.lastFsyncStartMs = performance.now();
+    rotation.done.resolve();
+    try {
+      await old.close();
+    } catch (err) {
+      this.logger.warn({ err: String(err) }, 'Closing the previous AOF file failed');
+    }
+  }
+
+  private async finishClose(error: AofqError | null): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    for (const name of ['everysecTimer', 'postponeTimer', 'retryTimer'] as const) this.clearTimer(name);
+    if (error !== null) {
+      this.closeError = error;
+      this.openWritten?.reject(error);
+      this.openFsynced?.reject(error);
+      for (const queue of [this.unwritten, this.retained]) {
+        for (const b of queue) {
+          b.written?.reject(error);
+          b.fsynced?.reject(error);
+        }
+      }
+      for (const w of this.lsnWaiters) w.done.reject(error);
+      this.lsnWaiters = [];
+    }
+    try {
+      await this.file.close();
+    } catch (err) {
+      this.logger.warn({ err: String(err) }, 'Closing the AOF file failed');
+    }
+    const done = this.closeDone as Deferred;
+    if (error === null) done.resolve();
+    else done.reject(error);
+  }
+
+  private clearTimer(name: 'everysecTimer' | 'postponeTimer' | 'retryTimer'): void {
+    const t = this[name];
+    if (t !== null) {
+      clearTimeout(t);
+      this[name] = null;
+    }
+  }
+}

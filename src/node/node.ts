@@ -46,6 +46,7 @@ const ACTIVE_EXPIRE_INTERVAL_MS = 100;
 const MAX_TIMER_MS = 2_147_483_647;
 
 type Waiter = () => void;
+export type QueueEventListener = (queue: string, event: QueueEvent) => void;
 
 export class AofqNode {
   readonly store: Store;
@@ -54,6 +55,7 @@ export class AofqNode {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly queueWaiters = new Map<string, Set<Waiter>>();
+  private readonly eventListeners = new Set<QueueEventListener>();
   private deadlineTimer: NodeJS.Timeout | null = null;
   private deadlineAt = Number.POSITIVE_INFINITY;
   private expireTimer: NodeJS.Timeout | null = null;
@@ -76,7 +78,7 @@ export class AofqNode {
     let node: AofqNode | null = null;
     const queues = new Queues({
       onEvent: (queue, event) => {
-        if (node?.live) node.onQueueEvent(queue, event, options.onQueueEvent);
+        if (node?.live) node.dispatchQueueEvent(queue, event, options.onQueueEvent);
       },
     });
     const sink = {
@@ -84,6 +86,12 @@ export class AofqNode {
         const first = argv[0];
         if (first === undefined) throw new AofqError('AOFQ_ERR_AOF_CORRUPT', { reason: 'empty record' });
         const name = first.toString('latin1').toUpperCase();
+        if (name === 'SELECT') {
+          // Files written by redis-server select database 0; only 0 exists here.
+          if (argv.length !== 2 || argv[1]?.toString('latin1') !== '0')
+            throw new AofqError('AOFQ_ERR_CMD_DB_INDEX');
+          return;
+        }
         if (queues.owns(name)) queues.replay(argv);
         else store.replay(argv);
       },
@@ -104,7 +112,9 @@ export class AofqNode {
   private checkWritable(): void {
     if (this.closed) throw new AofqError('AOFQ_ERR_SERVER_SHUTTING_DOWN');
     if (!this.aof.writable) {
-      throw new AofqError('AOFQ_ERR_AOF_WRITE_FAILED', { reason: String(this.aof.info().aof_last_write_status) });
+      throw new AofqError('AOFQ_ERR_AOF_WRITE_FAILED', {
+        reason: String(this.aof.info().aof_last_write_status),
+      });
     }
   }
 
@@ -117,7 +127,10 @@ export class AofqNode {
   /** Wait until `lsn` satisfies `durability`; see the module comment. */
   private async settle(lsn: number, durability: Durability): Promise<void> {
     if (lsn === 0) return;
-    if (durability !== 'default' || this.aof.appendfsync === 'always') await this.aof.waitDurable(lsn);
+    if (this.aof.appendFsync === 'always') await this.aof.waitDurable(lsn);
+    // An fsync queue under everysec or no asks for an fdatasync now; the
+    // writers of one turn share it (group commit).
+    else if (durability !== 'default') await this.aof.sync();
     else await this.aof.waitWritten(lsn);
   }
 
@@ -187,7 +200,7 @@ export class AofqNode {
     });
   }
 
-  private onQueueEvent(
+  private dispatchQueueEvent(
     queue: string,
     event: QueueEvent,
     forward: ((queue: string, event: QueueEvent) => void) | undefined,
@@ -195,12 +208,26 @@ export class AofqNode {
     if (WAKING_EVENTS.has(event.event)) {
       const waiters = this.queueWaiters.get(queue);
       // Wake one waiter per event; a woken waiter that finds nothing waits again.
-      if (waiters) for (const wake of waiters) {
-        wake();
-        break;
-      }
+      if (waiters)
+        for (const wake of waiters) {
+          wake();
+          break;
+        }
     }
     forward?.(queue, event);
+    for (const listener of this.eventListeners) listener(queue, event);
+  }
+
+  /**
+   * Listen to every queue event applied live on this node (not those replayed
+   * at load). Listeners run synchronously inside apply: they must not throw
+   * and must not issue commands synchronously. Returns the unsubscribe function.
+   */
+  onQueueEvent(listener: QueueEventListener): () => void {
+    this.eventListeners.add(listener);
+    return () => {
+      this.eventListeners.delete(listener);
+    };
   }
 
   private startTimers(activeExpireKeys: number): void {

@@ -1,9 +1,17 @@
 /**
- * Queue core benchmark (in-memory part): heap and RSS per waiting job after
- * 1,000,000 adds of 100-byte payloads, and add -> lease -> ack cycles per
- * second, pure in-memory (no AOF; records are built and applied, not written).
+ * Queue core benchmark: heap and RSS per waiting job after 1,000,000 adds of
+ * 100-byte payloads; add -> lease -> ack cycles per second pure in-memory
+ * (records built and applied, not written); and the same cycles in-process
+ * through the node layer with the real AOF on disk, under appendfsync
+ * everysec (default durability) and for a queue with durability fsync,
+ * with 50 concurrent producer/consumer loops.
  * Run: node --expose-gc --import tsx bench/queue-core.ts [jobs] [cycles]
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_AOF_CONFIG } from '../src/aof/config.js';
+import { AofqNode } from '../src/node/node.js';
 import { Queues } from '../src/queue/index.js';
 
 const JOBS = Number(process.argv[2] ?? 1_000_000);
@@ -72,5 +80,52 @@ function measureThroughput(): void {
   );
 }
 
-measureThroughput();
-measureMemory();
+/** add -> lease -> ack through the node and the AOF, `loops` at a time, for `seconds`. */
+async function measureNode(durability: 'default' | 'fsync', loops: number, seconds: number): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'aofq-bench-q-'));
+  const node = await AofqNode.open({ ...DEFAULT_AOF_CONFIG, dir, appendfsync: 'everysec' });
+  try {
+    await node.queue({
+      op: 'setConfig',
+      queue: 'cycle',
+      config: { durability, retention: { completed: true, failed: 1000 } },
+    });
+    const data = { payload: 'x'.repeat(PAYLOAD_BYTES - 14) };
+    let done = 0;
+    const deadline = performance.now() + seconds * 1000;
+    const loop = async (): Promise<void> => {
+      while (performance.now() < deadline) {
+        await node.queue({ op: 'add', queue: 'cycle', jobs: [{ name: 'email', data }] });
+        const { jobs } = await node.queue({ op: 'lease', queue: 'cycle', count: 1, leaseMs: 30_000 });
+        for (const lease of jobs) {
+          await node.queue({ op: 'ack', queue: 'cycle', id: lease.job.id, token: lease.token });
+          done++;
+        }
+      }
+    };
+    const start = performance.now();
+    await Promise.all(Array.from({ length: loops }, loop));
+    const rate = done / ((performance.now() - start) / 1000);
+    console.log(
+      `node + AOF (appendfsync everysec, queue durability ${durability}, ${loops} loops): ` +
+        `${done} cycles = ${Math.round(rate)} cycles/s`,
+    );
+    return rate;
+  } finally {
+    await node.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const mode = process.env.BENCH_ONLY;
+if (!mode || mode === 'memory') {
+  measureThroughput();
+  measureMemory();
+}
+if (!mode || mode === 'node') {
+  // 50 loops as in the HTTP benchmarks; 1000 loops shows the CPU-bound rate.
+  for (const loops of [50, 1000]) {
+    await measureNode('default', loops, 3);
+    await measureNode('fsync', loops, 3);
+  }
+}

@@ -51,8 +51,8 @@ const QUEUE_NAME_BYTES_MAX = 10_000;
  * queue name; command and queue-name Buffers are shared between records, so a record's Buffers
  * must be treated as read-only (the AOF writer copies them).
  */
-export function buildRecord(command: Command, args: ReadonlyArray<string | number>): Buffer[] {
-  const record = new Array<Buffer>(args.length + 1);
+export function buildRecord(command: Command, args: ReadonlyArray<string | number>): Array<Buffer | string> {
+  const record = new Array<Buffer | string>(args.length + 1);
   record[0] = COMMAND_BYTES.get(command) as Buffer;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string | number;
@@ -63,9 +63,17 @@ export function buildRecord(command: Command, args: ReadonlyArray<string | numbe
         if (QUEUE_NAME_BYTES.size < QUEUE_NAME_BYTES_MAX) QUEUE_NAME_BYTES.set(arg, name);
       }
       record[1] = name;
-    } else record[i + 1] = Buffer.from(typeof arg === 'string' ? arg : String(arg), 'utf8');
+    } else {
+      // Texts stay strings: the AOF writer encodes them as UTF-8 straight into its buffer.
+      record[i + 1] = typeof arg === 'string' ? arg : String(arg);
+    }
   }
   return record;
+}
+
+/** A leader's record as the bytes that replay reads back from the AOF (for tests and tools). */
+export function recordToBytes(record: ReadonlyArray<Buffer | string>): Buffer[] {
+  return record.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : part));
 }
 
 /** Lone UTF-16 surrogates do not survive UTF-8: texts that hold one are refused before they reach a record. */

@@ -2,7 +2,7 @@
  * The job-queue core's public surface: the Queues state machine, its request
  * and result types (BullMQ's names), the config defaults and the record names.
  */
-export { COMMANDS, type Command } from './codec.js';
+export { COMMANDS, type Command, recordToBytes } from './codec.js';
 export { backoffDelay, type Executed, Queues, type QueuesOptions } from './queues.js';
 export type * from './types.js';
 export { JOB_STATES } from './types.js';

@@ -62,7 +62,7 @@ export interface QueuesOptions {
 
 export interface Executed<R extends QueueRequest> {
   result: QueueResult<R>;
-  records: Buffer[][];
+  records: Array<Array<Buffer | string>>;
 }
 
 /** Failure texts (failedReason, one stack trace, a consumer name) are capped. */
@@ -166,8 +166,8 @@ export class Queues implements StateMachine {
   }
 
   /** Leader timers: expires due leases (one record each) and promotes due delayed jobs. */
-  tick(ctx: ApplyContext): { records: Buffer[][] } {
-    const records: Buffer[][] = [];
+  tick(ctx: ApplyContext): { records: Array<Array<Buffer | string>> } {
+    const records: Array<Array<Buffer | string>> = [];
     for (const queue of [...this.queues.values()]) this.runTimers(queue, ctx.nowMs, records);
     return { records };
   }
@@ -176,7 +176,7 @@ export class Queues implements StateMachine {
    * Records that rebuild the whole state (AOF rewrite): per queue its config, every job in set
    * order, then its counters. `nowMs` is not needed (the state holds absolute times) and is ignored.
    */
-  *snapshotRecords(_nowMs: number): Iterable<Buffer[]> {
+  *snapshotRecords(_nowMs: number): Iterable<Array<Buffer | string>> {
     for (const name of [...this.queues.keys()].sort()) {
       const queue = this.queues.get(name);
       if (queue === undefined) continue;
@@ -203,7 +203,7 @@ export class Queues implements StateMachine {
     if (!isPlainObject(request) || typeof request.op !== 'string')
       throw requestInvalid('request must have an op');
     if (!Number.isSafeInteger(ctx.nowMs) || ctx.nowMs < 0) throw requestInvalid('nowMs must be an integer');
-    const records: Buffer[][] = [];
+    const records: Array<Array<Buffer | string>> = [];
     const result = this.decide(request as QueueRequest, ctx.nowMs, records);
     return { result: result as QueueResult<R>, records };
   }
@@ -211,7 +211,11 @@ export class Queues implements StateMachine {
   // ---------------------------------------------------------------- leader: decisions
 
   /** Builds the record for `args`, applies it through the same apply code as replay, and logs it. */
-  private commit(records: Buffer[][], command: Command, args: ReadonlyArray<string | number>): unknown {
+  private commit(
+    records: Array<Array<Buffer | string>>,
+    command: Command,
+    args: ReadonlyArray<string | number>,
+  ): unknown {
     const record = buildRecord(command, args);
     // The leader's own arguments hold JSON texts it has just serialized: apply skips re-parsing them.
     this.trusted = true;
@@ -248,7 +252,11 @@ export class Queues implements StateMachine {
     return job;
   }
 
-  private decide(request: QueueRequest, nowMs: number, records: Buffer[][]): ResultMap[QueueRequest['op']] {
+  private decide(
+    request: QueueRequest,
+    nowMs: number,
+    records: Array<Array<Buffer | string>>,
+  ): ResultMap[QueueRequest['op']] {
     switch (request.op) {
       case 'add':
         return this.decideAdd(request, nowMs, records);
@@ -412,7 +420,11 @@ export class Queues implements StateMachine {
     }
   }
 
-  private decideAdd(request: Extract<QueueRequest, { op: 'add' }>, nowMs: number, records: Buffer[][]) {
+  private decideAdd(
+    request: Extract<QueueRequest, { op: 'add' }>,
+    nowMs: number,
+    records: Array<Array<Buffer | string>>,
+  ) {
     const name = checkQueueName(request.queue);
     const queue = this.queues.get(name);
     const config = queue?.config ?? QUEUE_CONFIG_DEFAULTS;
@@ -471,7 +483,11 @@ export class Queues implements StateMachine {
     return { jobs: results };
   }
 
-  private decideLease(request: Extract<QueueRequest, { op: 'lease' }>, nowMs: number, records: Buffer[][]) {
+  private decideLease(
+    request: Extract<QueueRequest, { op: 'lease' }>,
+    nowMs: number,
+    records: Array<Array<Buffer | string>>,
+  ) {
     const name = checkQueueName(request.queue);
     const count = request.count ?? 1;
     if (!Number.isSafeInteger(count) || count < 1 || count > LIMITS.jobsPerLease) {
@@ -528,7 +544,11 @@ export class Queues implements StateMachine {
     return { outcome: 'dead', retryAt: 0, deadLetterId: String((target?.idCounter ?? 0) + 1) };
   }
 
-  private decideNack(request: Extract<QueueRequest, { op: 'nack' }>, nowMs: number, records: Buffer[][]) {
+  private decideNack(
+    request: Extract<QueueRequest, { op: 'nack' }>,
+    nowMs: number,
+    records: Array<Array<Buffer | string>>,
+  ) {
     const queue = this.existing(request.queue);
     const job = this.leased(queue, request.id, request.token, nowMs);
     const failedReason = checkText(request.failedReason, 'failedReason', false);
@@ -556,7 +576,7 @@ export class Queues implements StateMachine {
   private decideRedrive(
     request: Extract<QueueRequest, { op: 'redrive' }>,
     nowMs: number,
-    records: Buffer[][],
+    records: Array<Array<Buffer | string>>,
   ) {
     const queue = this.existing(request.queue);
     const count = checkCount(request.count, LIMITS.jobsPerPage, LIMITS.jobsPerAdminCall, 'count');
@@ -622,7 +642,7 @@ export class Queues implements StateMachine {
   }
 
   /** Expires due leases (one record each) and promotes due delayed jobs of one queue. Bounded per call. */
-  private runTimers(queue: QueueState, nowMs: number, records: Buffer[][]): void {
+  private runTimers(queue: QueueState, nowMs: number, records: Array<Array<Buffer | string>>): void {
     for (let i = 0; i < LIMITS.jobsPerAdminCall; i++) {
       const job = queue.first(StateCode.Active);
       if (job === undefined || job.sortKey > nowMs) break;

@@ -22,6 +22,13 @@ export interface ApplyContext {
 /** One logged record: a command name and its arguments, as bytes. */
 export type Record = readonly Buffer[];
 
+/**
+ * A record as the leader builds it, before it is encoded into the AOF:
+ * arguments may still be strings (written as UTF-8), which spares a Buffer
+ * per argument on the hot path. Replay always sees `Record` (bytes).
+ */
+export type LeaderRecord = ReadonlyArray<Buffer | string>;
+
 export interface StateMachine {
   /** Does this machine own records whose command name (upper case) is `name`? */
   owns(name: string): boolean;

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AofqError, isAofqError } from '../../src/errors/index.js';
-import { COMMANDS, Queues } from '../../src/queue/index.js';
+import { COMMANDS, Queues, recordToBytes } from '../../src/queue/index.js';
 
 const NOW = 1_700_000_000_000;
 
@@ -19,9 +19,9 @@ function rec(...parts: string[]): Buffer[] {
 }
 
 /** A small workload's records, covering most commands. */
-function workload(): Buffer[][] {
+function workload(): Array<Array<Buffer | string>> {
   const queues = new Queues({ random: () => 0.5 });
-  const records: Buffer[][] = [];
+  const records: Array<Array<Buffer | string>> = [];
   let nowMs = NOW;
   const run = (request: Parameters<Queues['execute']>[0]) => {
     const out = queues.execute(request, { nowMs });
@@ -124,7 +124,7 @@ describe('malformed records on replay', () => {
       const before = digest(queues);
       let error: unknown;
       try {
-        queues.replay(record);
+        queues.replay(recordToBytes(record));
       } catch (err) {
         error = err;
       }
@@ -142,7 +142,7 @@ describe('malformed records on replay', () => {
   it('byte-level corruption of valid records throws AofqError or applies, never anything else', () => {
     const records = workload();
     const reference = new Queues();
-    for (const record of records) reference.replay(record);
+    for (const record of records) reference.replay(recordToBytes(record));
     let seed = Number(process.env.AOFQ_FUZZ_SEED ?? 12345);
     const random = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -167,7 +167,7 @@ describe('malformed records on replay', () => {
         }
         const before = i >= target ? digest(queues) : '';
         try {
-          queues.replay(record);
+          queues.replay(recordToBytes(record));
         } catch (err) {
           if (!isAofqError(err)) throw err;
           expect(digest(queues)).toBe(before); // a rejected record changes nothing
@@ -184,13 +184,13 @@ describe('replay', () => {
   it('replaying every record, or the snapshot records, rebuilds an equal digest', () => {
     const records = workload();
     const leader = new Queues({ random: () => 0.5 });
-    for (const record of records) leader.replay(record);
+    for (const record of records) leader.replay(recordToBytes(record));
     const snapshot = [...leader.snapshotRecords(NOW)];
     const rebuilt = new Queues();
-    for (const record of snapshot) rebuilt.replay(record);
+    for (const record of snapshot) rebuilt.replay(recordToBytes(record));
     expect(digest(rebuilt)).toBe(digest(leader));
     const twice = new Queues();
-    for (const record of rebuilt.snapshotRecords(NOW)) twice.replay(record);
+    for (const record of rebuilt.snapshotRecords(NOW)) twice.replay(recordToBytes(record));
     expect(digest(twice)).toBe(digest(leader));
   });
 });

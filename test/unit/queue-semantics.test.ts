@@ -11,13 +11,14 @@ import {
   type QueueRequest,
   type QueueResult,
   Queues,
+  recordToBytes,
 } from '../../src/queue/index.js';
 
 const START = 1_700_000_000_000;
 
 class Harness {
   now = START;
-  readonly records: Buffer[][] = [];
+  readonly records: Array<Array<Buffer | string>> = [];
   readonly events: Array<[string, QueueEvent]> = [];
   readonly queues: Queues;
 
@@ -79,9 +80,9 @@ function codeOf(fn: () => unknown): string {
   throw new Error('expected an AofqError');
 }
 
-function replayed(records: Buffer[][]): Queues {
+function replayed(records: Array<Array<Buffer | string>>): Queues {
   const queues = new Queues();
-  for (const record of records) queues.replay(record);
+  for (const record of records) queues.replay(recordToBytes(record));
   return queues;
 }
 

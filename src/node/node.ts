@@ -27,7 +27,7 @@ import { Store } from '../store/index.js';
 import { assert } from '../util/assert.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { type Logger, silentLogger } from '../util/logger.js';
-import type { ApplyContext } from '../util/state.js';
+import type { ApplyContext, LeaderRecord } from '../util/state.js';
 
 export type Durability = 'default' | 'fsync' | 'replicated';
 
@@ -118,7 +118,7 @@ export class AofqNode {
     }
   }
 
-  private appendAll(records: readonly (readonly Buffer[])[]): number {
+  private appendAll(records: readonly LeaderRecord[]): number {
     let last = 0;
     for (const record of records) last = this.aof.append(record);
     return last;

@@ -2,8 +2,9 @@
  * The AOF engine: what the node layer calls. It owns the AOF directory's life
  * cycle around the writer: open (create the directory, load it through the
  * loader, create the first base and incr files of a new directory, or continue
- * the last incr file of ours), rotation to a new incr file, INFO persistence,
- * and close. Appending, group commit, fsync policies and error recovery are
+ * the last incr file of ours), rotation to a new incr file, the AOF rewrite
+ * (BGREWRITEAOF, auto-rewrite, history GC; the base itself comes from an
+ * injected Snapshotter, see rewrite.ts), INFO persistence, and close. Appending, group commit, fsync policies and error recovery are
  * the writer's (writer.ts).
  *
  * Durability contract (waitDurable):
@@ -17,6 +18,7 @@
  * write or fsync errors follow.
  */
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { AofqError } from '../errors/index.js';
 import type { Arg } from '../resp/encode.js';
 import { assert } from '../util/assert.js';
@@ -26,16 +28,34 @@ import type { AofConfig, AppendFsync } from './config.js';
 import { baseFileName, encodeFileHeader, type FileKind, FORMAT_VERSION, incrFileName } from './format.js';
 import { type AofFile, type FsLayer, realFs } from './fs.js';
 import { type InfoFields, persistenceInfo } from './info.js';
-import { aofDirPath, type LoadResult, type LoadSink, listAofFiles, loadAof } from './loader.js';
+import {
+  aofDirPath,
+  type FileToLoad,
+  type LoadResult,
+  type LoadSink,
+  listAofFiles,
+  loadAof,
+} from './loader.js';
 import {
   baseEntry,
+  historyEntries,
   incrEntries,
+  loadOrder,
   type Manifest,
   type ManifestEntry,
   nextSequence,
   persistManifest,
   readManifest,
 } from './manifest.js';
+import {
+  autoRewriteDue,
+  REWRITE_MESSAGES,
+  type RewriteStart,
+  rewriteBackoffMs,
+  type Snapshotter,
+  TEMP_REWRITE_PREFIX,
+  tempRewriteName,
+} from './rewrite.js';
 import { AofWriter, type RotatedFile, type WriterTiming } from './writer.js';
 
 export interface AofEngineOptions {
@@ -44,7 +64,14 @@ export interface AofEngineOptions {
   clock?: Clock;
   /** Shorter timers for tests. */
   timing?: Partial<WriterTiming>;
+  /** Produces rewrite bases; without one, `rewrite` throws AOFQ_ERR_AOF_REWRITE_UNAVAILABLE. */
+  snapshotter?: Snapshotter;
+  /** How often the auto-rewrite check runs (Redis's serverCron); default 1000 ms. */
+  rewriteCronMs?: number;
 }
+
+/** How a rewrite was asked for: by BGREWRITEAOF (resets the failure count) or by the growth rule. */
+type RewriteTrigger = 'manual' | 'auto';
 
 type EngineState = 'new' | 'loading' | 'open' | 'closing' | 'closed';
 
@@ -77,6 +104,25 @@ export class AofEngine {
   private starting: Promise<void> | null = null;
   private closeRequested = false;
 
+  // --- rewrite ---------------------------------------------------------------------
+  private readonly snapshotter: Snapshotter | null;
+  private readonly rewriteCronMs: number;
+  private rewriteTimer: NodeJS.Timeout | null = null;
+  /** Set synchronously when a rewrite is accepted; cleared when it ends. */
+  private rewriteActive = false;
+  private rewriteRun: Promise<boolean> | null = null;
+  private rewriteScheduled = false;
+  private rewriteAbort: AbortController | null = null;
+  private rewriteStartedMs = 0;
+  private lastRewriteTimeSec = -1;
+  private lastRewriteStatus: 'ok' | 'err' = 'ok';
+  private rewriteCount = 0;
+  private rewriteFailures = 0;
+  /** performance.now() before which automatic rewrites wait (the back-off after failures). */
+  private autoRewriteNotBefore = 0;
+  /** Redis's aof_rewrite_base_size: the AOF's size after the last rewrite (persisted in the manifest). */
+  private rewriteBaseBytes = 0;
+
   /** Create an engine that has not loaded yet; `start` loads it. INFO works meanwhile (`loading:1`). */
   static create(cfg: AofConfig, opts: AofEngineOptions = {}): AofEngine {
     return new AofEngine(cfg, opts);
@@ -97,6 +143,9 @@ export class AofEngine {
     this.timing = opts.timing ?? {};
     this.dirPath = aofDirPath(cfg);
     this.policy = cfg.appendfsync;
+    this.snapshotter = opts.snapshotter ?? null;
+    this.rewriteCronMs = opts.rewriteCronMs ?? 1000;
+    assert(this.rewriteCronMs > 0, 'rewriteCronMs');
   }
 
   start(sink: LoadSink): Promise<void> {
@@ -137,6 +186,7 @@ export class AofEngine {
       }
       this.writer = writer;
       this.state = 'open';
+      this.startRewriteCron();
     } catch (err) {
       this.state = 'closed';
       this.progress = { ...this.progress, loading: false };
@@ -242,7 +292,7 @@ export class AofEngine {
       aofEnabled: this.cfg.appendonly,
       lastWriteStatus: stats?.lastWriteStatus ?? 'ok',
       currentSize: this.otherFilesBytes + (stats?.fileSize ?? 0),
-      baseSize: this.baseBytes,
+      baseSize: this.rewriteBaseBytes,
       bufferLength: stats?.bufferLength ?? 0,
       pendingBioFsync: stats?.pendingFsync ?? 0,
       delayedFsync: stats?.delayedFsync ?? 0,
@@ -250,6 +300,17 @@ export class AofEngine {
       writtenLsn: this.writtenLsn,
       fsyncedLsn: this.fsyncedLsn,
       lastFsyncLatencyUs: stats?.lastFsyncLatencyUs ?? 0,
+      rewrite: {
+        inProgress: this.rewriteActive,
+        scheduled: this.rewriteScheduled,
+        lastTimeSec: this.lastRewriteTimeSec,
+        currentTimeSec: this.rewriteActive
+          ? Math.floor((performance.now() - this.rewriteStartedMs) / 1000)
+          : -1,
+        lastStatus: this.lastRewriteStatus,
+        rewrites: this.rewriteCount,
+        consecutiveFailures: this.rewriteFailures,
+      },
     });
   }
 
@@ -260,35 +321,50 @@ export class AofEngine {
    * to it. Concurrent calls run one after the other.
    */
   rotate(): Promise<void> {
-    const run = async (): Promise<void> => {
+    return this.exclusive(async () => {
       if (!this.cfg.appendonly && this.state === 'open') return; // no files to rotate
-      const writer = this.requireOpenWriter();
-      const seq = nextSequence(this.manifest);
-      let previousBytes = 0;
-      try {
-        await writer.rotate(async (boundaryLsn) => {
-          previousBytes = writer.currentFileSize;
-          const created = await this.createIncr(seq, boundaryLsn);
-          this.otherFilesBytes += previousBytes;
-          return created;
-        });
-      } catch (err) {
-        if (err instanceof AofqError) throw err;
-        const reason = err instanceof Error ? err.message : String(err);
-        throw new AofqError(
-          'AOFQ_ERR_AOF_WRITE_FAILED',
-          { reason: `rotation failed: ${reason}` },
-          { cause: err },
-        );
-      }
-    };
+      await this.rotateNow();
+    });
+  }
+
+  /** Run `fn` after every rotation and manifest change before it, and before any after it. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const previous = this.rotating ?? Promise.resolve();
-    const next = previous.then(run, run);
+    const next = previous.then(fn, fn);
     this.rotating = next.then(
       () => undefined,
       () => undefined,
     );
     return next;
+  }
+
+  /** Rotate now (inside `exclusive`). Returns the boundary LSN and the files that hold every record up to it. */
+  private async rotateNow(): Promise<{ boundaryLsn: number; before: ManifestEntry[]; seq: number }> {
+    const writer = this.requireOpenWriter();
+    const seq = nextSequence(this.manifest);
+    let previousBytes = 0;
+    let boundary = -1;
+    let before: ManifestEntry[] = [];
+    try {
+      await writer.rotate(async (boundaryLsn) => {
+        previousBytes = writer.currentFileSize;
+        boundary = boundaryLsn;
+        before = loadOrder(this.manifest);
+        const created = await this.createIncr(seq, boundaryLsn);
+        this.otherFilesBytes += previousBytes;
+        return created;
+      });
+    } catch (err) {
+      if (err instanceof AofqError) throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new AofqError(
+        'AOFQ_ERR_AOF_WRITE_FAILED',
+        { reason: `rotation failed: ${reason}` },
+        { cause: err },
+      );
+    }
+    assert(boundary >= 0, 'rotation reported its boundary');
+    return { boundaryLsn: boundary, before, seq };
   }
 
   /** Flush, fsync, close. Later appends throw AOFQ_ERR_AOF_CLOSED. Rejects if the last data could not be written. */
@@ -306,7 +382,11 @@ export class AofEngine {
         return;
       }
       this.state = 'closing';
+      this.stopRewriteCron();
+      this.rewriteScheduled = false;
+      this.rewriteAbort?.abort();
       try {
+        await this.rewriteRun?.catch(() => undefined);
         await this.rotating?.catch(() => undefined);
         await this.writer?.close();
       } finally {
@@ -315,6 +395,321 @@ export class AofEngine {
     };
     this.closePromise = run();
     return this.closePromise;
+  }
+
+  // --- rewrite --------------------------------------------------------------------
+
+  /**
+   * BGREWRITEAOF. Starts a rewrite in the background and resolves with
+   * Redis's reply: `started`, or `scheduled` while the engine is still
+   * loading. Throws AofqError: AOFQ_ERR_AOF_REWRITE_IN_PROGRESS while one
+   * runs, AOFQ_ERR_AOF_NO_SPACE when the disk cannot hold the new base,
+   * AOFQ_ERR_AOF_REWRITE_UNAVAILABLE without a snapshotter, AOFQ_ERR_AOF_CLOSED.
+   * A manual request resets the count of failures in a row. `waitRewrite`
+   * resolves when the rewrite ends.
+   */
+  async rewrite(): Promise<RewriteStart> {
+    if (this.snapshotter === null || !this.cfg.appendonly) {
+      throw new AofqError('AOFQ_ERR_AOF_REWRITE_UNAVAILABLE');
+    }
+    if (this.state === 'closing' || this.state === 'closed') throw new AofqError('AOFQ_ERR_AOF_CLOSED');
+    if (this.rewriteActive) throw new AofqError('AOFQ_ERR_AOF_REWRITE_IN_PROGRESS');
+    this.rewriteFailures = 0;
+    this.autoRewriteNotBefore = 0;
+    if (this.state !== 'open') {
+      this.rewriteScheduled = true;
+      return { status: 'scheduled', message: REWRITE_MESSAGES.scheduled };
+    }
+    await this.startRewrite('manual');
+    return { status: 'started', message: REWRITE_MESSAGES.started };
+  }
+
+  /** True while a rewrite runs. */
+  get rewriteInProgress(): boolean {
+    return this.rewriteActive;
+  }
+
+  /**
+   * Resolves once no rewrite runs or waits (a scheduled one has run): true if
+   * the last rewrite installed a new base, false if it failed or there was none.
+   */
+  async waitRewrite(): Promise<boolean> {
+    // Bounded: a scheduled rewrite starts once loading ends; each round awaits one run.
+    for (let round = 0; round < 1000; round++) {
+      if (this.rewriteRun !== null) return this.rewriteRun;
+      if (!this.rewriteScheduled || this.state === 'closed')
+        return this.lastRewriteStatus === 'ok' && this.rewriteCount > 0;
+      if (this.state === 'loading' || this.state === 'new') await this.starting?.catch(() => undefined);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert(false, 'waitRewrite round bound');
+  }
+
+  /**
+   * Accept a rewrite (marked active synchronously), check the free space,
+   * then run it in the background. Resolves once it has started; rejects
+   * (AOFQ_ERR_AOF_NO_SPACE) when it is refused.
+   */
+  private startRewrite(trigger: RewriteTrigger): Promise<void> {
+    assert(!this.rewriteActive, 'one rewrite at a time');
+    this.rewriteActive = true;
+    this.rewriteScheduled = false;
+    this.rewriteStartedMs = performance.now();
+    const abort = new AbortController();
+    this.rewriteAbort = abort;
+    let started: () => void = () => {};
+    let refused: (err: unknown) => void = () => {};
+    const start = new Promise<void>((resolve, reject) => {
+      started = resolve;
+      refused = reject;
+    });
+    const run = async (): Promise<boolean> => {
+      try {
+        await this.checkRewriteSpace();
+      } catch (err) {
+        this.rewriteFailed(err, trigger);
+        refused(err);
+        return false;
+      }
+      this.rewriteCount++;
+      started();
+      return this.runRewrite(abort.signal, trigger);
+    };
+    this.rewriteRun = run().finally(() => {
+      this.rewriteActive = false;
+      this.rewriteRun = null;
+      this.rewriteAbort = null;
+    });
+    return start;
+  }
+
+  /** The new base is at most about as large as the log it replaces (base + incr files). */
+  private async checkRewriteSpace(): Promise<void> {
+    const needed = this.otherFilesBytes + (this.writer?.currentFileSize ?? 0);
+    const free = await this.fs.freeBytes(this.dirPath);
+    if (free < needed) throw new AofqError('AOFQ_ERR_AOF_NO_SPACE', { free, needed });
+  }
+
+  private async runRewrite(signal: AbortSignal, trigger: RewriteTrigger): Promise<boolean> {
+    const snapshotter = this.snapshotter;
+    assert(snapshotter !== null, 'rewrite without a snapshotter');
+    let tempPath: string | null = null;
+    try {
+      const nowMs = this.clock.nowMs();
+      // 1. Rotate: the files up to the boundary are closed for good; writes go on into the new incr.
+      const rotation = await this.exclusive(async () => {
+        this.checkRewriteOpen();
+        await this.removeRewriteLeftovers();
+        return this.rotateNow();
+      });
+      tempPath = path.join(this.dirPath, tempRewriteName(rotation.seq));
+      const files: FileToLoad[] = rotation.before.map((e) => ({
+        path: path.join(this.dirPath, e.name),
+        name: e.name,
+        type: e.type,
+        ...(e.startLsn !== undefined ? { startLsn: e.startLsn } : {}),
+      }));
+      this.logger.info(
+        { lsn: rotation.boundaryLsn, files: files.length },
+        'Background append only file rewriting started',
+      );
+      // 2. The snapshotter replays those files elsewhere and writes the base (fsynced) to tempPath.
+      const output = await snapshotter(
+        {
+          files,
+          lsn: rotation.boundaryLsn,
+          tempPath,
+          format: this.cfg.aofUseRdbPreamble ? 'preamble' : 'commands',
+          incrementalFsync: this.cfg.aofRewriteIncrementalFsync,
+          nowMs,
+        },
+        signal,
+      );
+      // 3. Install it: rename, then the manifest names it and turns the old files into history.
+      const installedTemp = tempPath;
+      await this.exclusive(async () => {
+        this.checkRewriteOpen();
+        await this.installBase(installedTemp, rotation.boundaryLsn, rotation.before, output.bytes);
+      });
+      tempPath = null;
+      this.lastRewriteTimeSec = Math.floor((performance.now() - this.rewriteStartedMs) / 1000);
+      this.lastRewriteStatus = 'ok';
+      this.rewriteFailures = 0;
+      this.autoRewriteNotBefore = 0;
+      this.logger.info(
+        { bytes: output.bytes, lsn: rotation.boundaryLsn },
+        'Background AOF rewrite finished successfully',
+      );
+    } catch (err) {
+      if (tempPath !== null) await this.fs.unlink(tempPath).catch(() => undefined);
+      this.rewriteFailed(err, trigger);
+      return false;
+    }
+    // 4. History GC: a failure here leaves history entries that the next rewrite removes.
+    if (!this.cfg.aofDisableAutoGc) {
+      try {
+        await this.exclusive(() => this.deleteHistory());
+      } catch (err) {
+        this.logger.warn(
+          { err: String(err) },
+          'Removing the AOF history files failed; the next rewrite retries',
+        );
+      }
+    }
+    return true;
+  }
+
+  private checkRewriteOpen(): void {
+    if (this.state !== 'open') throw new AofqError('AOFQ_ERR_AOF_CLOSED');
+  }
+
+  private rewriteFailed(err: unknown, trigger: RewriteTrigger): void {
+    this.lastRewriteStatus = 'err';
+    this.rewriteFailures++;
+    const backoff = rewriteBackoffMs(this.rewriteFailures);
+    this.autoRewriteNotBefore = performance.now() + backoff;
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.logger.error(
+      {
+        err: err instanceof Error ? err.message : String(err),
+        trigger,
+        failures: this.rewriteFailures,
+        backoffMs: backoff,
+      },
+      'Background AOF rewrite failed; the old files keep serving',
+    );
+  }
+
+  /**
+   * Temp files of interrupted rewrites, and AOF-named files the manifest does
+   * not list (a base renamed just before a crash): never needed, removed.
+   */
+  private async removeRewriteLeftovers(): Promise<void> {
+    const listed = new Set(this.manifest.entries.map((e) => e.name));
+    const names = await this.fs.readdir(this.dirPath);
+    const aofNames = new Set(
+      (await listAofFiles(this.fs, this.dirPath, this.cfg.appendfilename)).map((f) => f.name),
+    );
+    let removed = 0;
+    for (const name of names) {
+      const stale = name.startsWith(TEMP_REWRITE_PREFIX) || (aofNames.has(name) && !listed.has(name));
+      if (!stale) continue;
+      await this.fs.unlink(path.join(this.dirPath, name)).catch(() => undefined);
+      removed++;
+    }
+    if (removed > 0) {
+      await this.fs.fsyncDir(this.dirPath);
+      this.logger.warn({ removed }, 'Removed files left by an interrupted AOF rewrite');
+    }
+  }
+
+  /** Rename the temp base into place and persist the manifest that names it. */
+  private async installBase(
+    tempPath: string,
+    lsn: number,
+    replaced: readonly ManifestEntry[],
+    baseBytes: number,
+  ): Promise<void> {
+    const seq = nextSequence(this.manifest);
+    const name = baseFileName(this.cfg.appendfilename, seq);
+    const size = await this.fs.size(tempPath);
+    if (size !== baseBytes) {
+      throw new AofqError('AOFQ_ERR_AOF_REWRITE_FAILED', {
+        reason: `the new base is ${size ?? 'missing'} bytes, the snapshotter wrote ${baseBytes}`,
+      });
+    }
+    await this.fs.rename(tempPath, path.join(this.dirPath, name));
+    await this.fs.fsyncDir(this.dirPath);
+    const replacedNames = new Set(replaced.map((e) => e.name));
+    const kept: ManifestEntry[] = [];
+    for (const e of this.manifest.entries) {
+      if (e.type === 'b' || (e.type === 'i' && replacedNames.has(e.name))) kept.push({ ...e, type: 'h' });
+      else kept.push(e);
+    }
+    const current = this.writer?.currentFileName ?? null;
+    let closedIncrBytes = 0;
+    for (const e of kept) {
+      if (e.type !== 'i' || e.name === current) continue;
+      closedIncrBytes += (await this.fs.size(path.join(this.dirPath, e.name))) ?? 0;
+    }
+    const currentBytes = this.writer?.currentFileSize ?? 0;
+    const rewriteBase = baseBytes + closedIncrBytes + currentBytes;
+    const next: Manifest = {
+      ...this.manifest,
+      formatVersion: this.manifest.formatVersion ?? FORMAT_VERSION,
+      entries: [{ name, seq, type: 'b', startLsn: lsn }, ...kept],
+      nextSeq: seq + 1,
+      baseSize: rewriteBase,
+    };
+    try {
+      await persistManifest(this.fs, this.dirPath, this.cfg.appendfilename, next);
+    } catch (err) {
+      // The old manifest still rules; the renamed base is a leftover the next rewrite removes.
+      await this.fs.unlink(path.join(this.dirPath, name)).catch(() => undefined);
+      throw err;
+    }
+    this.manifest = next;
+    this.baseBytes = baseBytes;
+    this.otherFilesBytes = baseBytes + closedIncrBytes;
+    this.rewriteBaseBytes = rewriteBase;
+  }
+
+  /** Delete the history files, then persist the manifest without them. */
+  private async deleteHistory(): Promise<void> {
+    const history = historyEntries(this.manifest);
+    if (history.length === 0) return;
+    for (const e of history) {
+      try {
+        await this.fs.unlink(path.join(this.dirPath, e.name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    const next: Manifest = { ...this.manifest, entries: this.manifest.entries.filter((e) => e.type !== 'h') };
+    await persistManifest(this.fs, this.dirPath, this.cfg.appendfilename, next);
+    this.manifest = next;
+    this.logger.info({ files: history.map((e) => e.name) }, 'Removed the AOF history files');
+  }
+
+  private startRewriteCron(): void {
+    if (this.snapshotter === null || !this.cfg.appendonly) return;
+    this.rewriteTimer = setInterval(() => this.rewriteCron(), this.rewriteCronMs);
+    this.rewriteTimer.unref();
+    // A rewrite asked for while loading starts as soon as the engine is open.
+    if (this.rewriteScheduled) setImmediate(() => this.rewriteCron());
+  }
+
+  private stopRewriteCron(): void {
+    if (this.rewriteTimer !== null) clearInterval(this.rewriteTimer);
+    this.rewriteTimer = null;
+  }
+
+  /** Redis's serverCron part: start a scheduled rewrite, or an automatic one when the AOF has grown enough. */
+  private rewriteCron(): void {
+    if (this.state !== 'open' || this.rewriteActive || !this.writable) return;
+    let trigger: RewriteTrigger | null = null;
+    if (this.rewriteScheduled) trigger = 'manual';
+    else if (
+      performance.now() >= this.autoRewriteNotBefore &&
+      autoRewriteDue({
+        currentSize: this.otherFilesBytes + (this.writer?.currentFileSize ?? 0),
+        baseSize: this.rewriteBaseBytes,
+        percentage: this.cfg.autoAofRewritePercentage,
+        minSize: this.cfg.autoAofRewriteMinSize,
+      })
+    ) {
+      trigger = 'auto';
+      this.logger.info(
+        {
+          currentSize: this.otherFilesBytes + (this.writer?.currentFileSize ?? 0),
+          baseSize: this.rewriteBaseBytes,
+        },
+        'Starting automatic rewriting of AOF',
+      );
+    }
+    if (trigger === null) return;
+    // Failures are counted and logged by startRewrite.
+    this.startRewrite(trigger).catch(() => undefined);
   }
 
   // --- opening -------------------------------------------------------------------
@@ -355,6 +750,8 @@ export class AofEngine {
     const base = baseEntry(this.manifest);
     const last = incrEntries(this.manifest).at(-1);
     this.baseBytes = base ? ((await this.fs.size(path.join(this.dirPath, base.name))) ?? 0) : 0;
+    // Persisted by our rewrites, so that a restart does not count the incr files as growth.
+    this.rewriteBaseBytes = this.manifest.baseSize ?? this.baseBytes;
     let lastLsn = result.lastLsn;
     const lastFile = result.lastFile;
     if (
@@ -412,6 +809,7 @@ export class AofEngine {
       throw err;
     }
     this.baseBytes = baseFile.size;
+    this.rewriteBaseBytes = baseFile.size;
     this.otherFilesBytes = baseFile.size;
     this.logger.info({ dir: this.dirPath }, 'Created a new AOF directory');
     return this.makeWriter(incr.file, incrName, incr.size, 0);

@@ -17,7 +17,15 @@ export {
 } from './format.js';
 export { type AofFile, type FsLayer, type OpenMode, realFs } from './fs.js';
 export { formatInfoSection, type InfoFields, type PersistenceState, persistenceInfo } from './info.js';
-export { aofDirPath, type LoadedFile, type LoadResult, type LoadSink, loadAof } from './loader.js';
+export {
+  aofDirPath,
+  type FileToLoad,
+  type LoadedFile,
+  type LoadResult,
+  type LoadSink,
+  loadAof,
+  loadAofFiles,
+} from './loader.js';
 export {
   type AofFileType,
   type Manifest,
@@ -27,4 +35,25 @@ export {
   readManifest,
   serializeManifest,
 } from './manifest.js';
+export {
+  autoRewriteDue,
+  BaseFileWriter,
+  type BaseFormat,
+  openSnapshotChunk,
+  parseSnapshotBegin,
+  REWRITE_MESSAGES,
+  type RewriteJob,
+  type RewriteOutput,
+  type RewriteStart,
+  type RewriteStatus,
+  rewriteBackoffMs,
+  SNAPSHOT_BEGIN,
+  SNAPSHOT_CHUNK,
+  SNAPSHOT_CHUNK_BYTES,
+  SNAPSHOT_FORMAT_VERSION,
+  type Snapshotter,
+  snapshotBeginRecord,
+  snapshotChunkRecord,
+  TEMP_REWRITE_PREFIX,
+} from './rewrite.js';
 export { DEFAULT_WRITER_TIMING, type WriterTiming } from './writer.js';

@@ -1,8 +1,8 @@
 /**
  * INFO persistence: the AOF engine's state under Redis's field names and with
  * Redis's meanings, plus aofq's own LSN fields, and Redis's text form of an
- * INFO section. The rewrite fields read their idle values until the rewrite
- * issue fills them.
+ * INFO section. The rewrite fields come from the engine's rewrite state
+ * (idle values when a caller gives none).
  */
 import { assert } from '../util/assert.js';
 
@@ -25,20 +25,36 @@ export interface PersistenceState {
   writtenLsn: number;
   fsyncedLsn: number;
   lastFsyncLatencyUs: number;
+  rewrite?: RewriteInfoState;
+}
+
+/** The rewrite's part of INFO persistence. */
+export interface RewriteInfoState {
+  inProgress: boolean;
+  scheduled: boolean;
+  /** Seconds the last rewrite took, -1 before the first. */
+  lastTimeSec: number;
+  /** Seconds the running rewrite has taken so far, -1 when none runs. */
+  currentTimeSec: number;
+  lastStatus: 'ok' | 'err';
+  /** Rewrites started since the start. */
+  rewrites: number;
+  consecutiveFailures: number;
 }
 
 /** The `# Persistence` fields, in Redis's order, then aofq's. */
 export function persistenceInfo(s: PersistenceState): InfoFields {
+  const r = s.rewrite;
   const fields: InfoFields = {
     loading: s.loading ? 1 : 0,
     aof_enabled: s.aofEnabled ? 1 : 0,
-    aof_rewrite_in_progress: 0,
-    aof_rewrite_scheduled: 0,
-    aof_last_rewrite_time_sec: -1,
-    aof_current_rewrite_time_sec: -1,
-    aof_last_bgrewrite_status: 'ok',
-    aof_rewrites: 0,
-    aof_rewrites_consecutive_failures: 0,
+    aof_rewrite_in_progress: r?.inProgress ? 1 : 0,
+    aof_rewrite_scheduled: r?.scheduled ? 1 : 0,
+    aof_last_rewrite_time_sec: r?.lastTimeSec ?? -1,
+    aof_current_rewrite_time_sec: r?.currentTimeSec ?? -1,
+    aof_last_bgrewrite_status: r?.lastStatus ?? 'ok',
+    aof_rewrites: r?.rewrites ?? 0,
+    aof_rewrites_consecutive_failures: r?.consecutiveFailures ?? 0,
     aof_last_write_status: s.lastWriteStatus,
     aof_last_cow_size: 0,
   };
@@ -46,7 +62,7 @@ export function persistenceInfo(s: PersistenceState): InfoFields {
     // Redis prints these only while the AOF is on.
     fields.aof_current_size = s.currentSize;
     fields.aof_base_size = s.baseSize;
-    fields.aof_pending_rewrite = 0;
+    fields.aof_pending_rewrite = r?.scheduled ? 1 : 0;
     fields.aof_buffer_length = s.bufferLength;
     fields.aof_pending_bio_fsync = s.pendingBioFsync;
     fields.aof_delayed_fsync = s.delayedFsync;

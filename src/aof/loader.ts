@@ -875,3 +875,59 @@ export async function hasRdbPreamble(fs: FsLayer, filePath: string): Promise<boo
   const head = await firstBytes(fs, filePath, REDIS_RDB_MAGIC.length);
   return head.length === REDIS_RDB_MAGIC.length && head.equals(REDIS_RDB_MAGIC);
 }
+
+/** One file of a fixed list to load: what `loadAofFiles` needs of its manifest entry. */
+export interface FileToLoad {
+  /** Absolute path. */
+  path: string;
+  /** The manifest's name for it, in messages. */
+  name: string;
+  type: AofFileType;
+  startLsn?: number;
+}
+
+/**
+ * Load exactly `files`, in order, into `sink`: the rewrite's view of the log
+ * up to a rotation point. The files are immutable (a rotation closed them,
+ * fsynced), so every defect is refused, a torn tail included, and nothing is
+ * ever truncated. Returns the LSN of the last record and the record count.
+ */
+export async function loadAofFiles(
+  fs: FsLayer,
+  files: readonly FileToLoad[],
+  sink: LoadSink,
+): Promise<{ lastLsn: number; records: number }> {
+  let lastLsn = 0;
+  let records = 0;
+  for (const file of files) {
+    const size = await fs.size(file.path);
+    if (size === null) throw new AofqError('AOFQ_ERR_AOF_MISSING_FILE', { file: file.name });
+    const scan = await scanFile({
+      fs,
+      filePath: file.path,
+      name: file.name,
+      size,
+      type: file.type,
+      lsnBefore: lastLsn,
+      ...(file.startLsn !== undefined ? { entryStartLsn: file.startLsn } : {}),
+      onRecord: (argv, lsn, start) => {
+        try {
+          sink.record(argv, lsn);
+        } catch (err) {
+          if (err instanceof AssertionError) throw err;
+          const reason = err instanceof Error ? err.message : String(err);
+          throw new AofqError(
+            'AOFQ_ERR_AOF_BAD_RECORD',
+            { file: file.name, offset: start, lsn, reason },
+            { cause: err },
+          );
+        }
+      },
+    });
+    const d = scan.defect;
+    if (d !== null) throw corrupt(file.name, d.offset, d.reason, 'none: the file is closed', d.lsn);
+    records += scan.records;
+    lastLsn = scan.lastLsn;
+  }
+  return { lastLsn, records };
+}

@@ -146,6 +146,11 @@ export const ERRORS = {
     resp: 'ERR',
     message: 'Background AOF rewrite failed: {reason}',
   },
+  AOFQ_ERR_AOF_SNAPSHOT: {
+    status: 500,
+    resp: 'ERR',
+    message: 'Bad snapshot record in the AOF base: {reason}',
+  },
 
   // --- queues and jobs ---
   AOFQ_ERR_QUEUE_NOT_FOUND: { status: 404, resp: 'ERR', message: "Queue '{queue}' does not exist" },

@@ -897,21 +897,14 @@ const waitaof: Handler = (state, client, argv) => {
   });
 };
 
-interface Rewriter {
-  rewrite?: () => Promise<unknown>;
-}
-
-const bgrewriteaof: Handler = (state, client) => {
+/**
+ * BGREWRITEAOF: Redis's replies ("... started", "... scheduled"), or its
+ * error while one runs; the rewrite itself goes on in the background.
+ */
+const bgrewriteaof: Handler = async (state, client) => {
   requireAdmin(client, 'bgrewriteaof');
-  const aof = state.node.aof as typeof state.node.aof & Rewriter;
-  if (typeof aof.rewrite !== 'function') throw new AofqError('AOFQ_ERR_AOF_REWRITE_UNAVAILABLE');
-  if (Number(aof.info().aof_rewrite_in_progress) === 1) {
-    throw new AofqError('AOFQ_ERR_AOF_REWRITE_IN_PROGRESS');
-  }
-  aof.rewrite().catch((error: unknown) => {
-    state.logger.error({ err: String(error) }, 'background AOF rewrite failed');
-  });
-  return new SimpleString('Background append only file rewriting started');
+  const { message } = await state.node.aof.rewrite();
+  return new SimpleString(message);
 };
 
 // --- the table ---

@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import type { AofConfig } from '../aof/config.js';
 import { AofEngine } from '../aof/engine.js';
 import type { FsLayer } from '../aof/fs.js';
+import type { RewriteStatus, Snapshotter } from '../aof/rewrite.js';
 import { AofqError } from '../errors/index.js';
 import { type QueueEvent, type QueueRequest, type QueueResult, Queues } from '../queue/index.js';
 import type { RespValue } from '../resp/types.js';
@@ -28,6 +29,8 @@ import { assert } from '../util/assert.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { type Logger, silentLogger } from '../util/logger.js';
 import type { ApplyContext, LeaderRecord } from '../util/state.js';
+import { replaySink } from './replay-sink.js';
+import { workerSnapshotter } from './rewrite-worker.js';
 
 export type Durability = 'default' | 'fsync' | 'replicated';
 
@@ -39,6 +42,16 @@ export interface NodeOptions {
   activeExpireKeys?: number;
   /** Called for every queue event applied on this node, live (not during load). */
   onQueueEvent?: (queue: string, event: QueueEvent) => void;
+  /** Produces AOF rewrite bases; default: a worker thread per rewrite (rewrite-worker.ts). Tests inject faults here. */
+  snapshotter?: Snapshotter;
+  /** How often the AOF engine checks for an automatic rewrite; default 1000 ms. */
+  rewriteCronMs?: number;
+}
+
+/** What BGREWRITEAOF (RESP or HTTP) answers: Redis's words. */
+export interface RewriteReply {
+  status: RewriteStatus;
+  message: string;
 }
 
 const ACTIVE_EXPIRE_INTERVAL_MS = 100;
@@ -81,22 +94,18 @@ export class AofqNode {
         if (node?.live) node.dispatchQueueEvent(queue, event, options.onQueueEvent);
       },
     });
-    const sink = {
-      record(argv: Buffer[]): void {
-        const first = argv[0];
-        if (first === undefined) throw new AofqError('AOFQ_ERR_AOF_CORRUPT', { reason: 'empty record' });
-        const name = first.toString('latin1').toUpperCase();
-        if (name === 'SELECT') {
-          // Files written by redis-server select database 0; only 0 exists here.
-          if (argv.length !== 2 || argv[1]?.toString('latin1') !== '0')
-            throw new AofqError('AOFQ_ERR_CMD_DB_INDEX');
-          return;
-        }
-        if (queues.owns(name)) queues.replay(argv);
-        else store.replay(argv);
+    const sink = replaySink(store, queues);
+    const aof = await AofEngine.open(
+      cfg,
+      {
+        fs: options.fs,
+        logger,
+        clock,
+        snapshotter: options.snapshotter ?? workerSnapshotter(),
+        ...(options.rewriteCronMs !== undefined ? { rewriteCronMs: options.rewriteCronMs } : {}),
       },
-    };
-    const aof = await AofEngine.open(cfg, { fs: options.fs, logger, clock }, sink);
+      sink,
+    );
     node = new AofqNode(store, queues, aof, clock, logger);
     node.live = true;
     node.startTimers(options.activeExpireKeys ?? 20);
@@ -277,6 +286,23 @@ export class AofqNode {
     const lsn = this.appendAll(records);
     this.armDeadline();
     return lsn;
+  }
+
+  /**
+   * BGREWRITEAOF: start an AOF rewrite in the background. Resolves with
+   * Redis's reply (`started`, or `scheduled` while loading). Throws AofqError:
+   * AOFQ_ERR_AOF_REWRITE_IN_PROGRESS, AOFQ_ERR_AOF_NO_SPACE,
+   * AOFQ_ERR_AOF_REWRITE_UNAVAILABLE (appendonly no), AOFQ_ERR_SERVER_SHUTTING_DOWN.
+   */
+  async rewrite(): Promise<RewriteReply> {
+    if (this.closed) throw new AofqError('AOFQ_ERR_SERVER_SHUTTING_DOWN');
+    const { status, message } = await this.aof.rewrite();
+    return { status, message };
+  }
+
+  /** Resolves when the running rewrite ends: true if it installed a new base. */
+  waitRewrite(): Promise<boolean> {
+    return this.aof.waitRewrite();
   }
 
   /** A digest of the whole state (store and queues), hex. */

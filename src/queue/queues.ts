@@ -10,7 +10,7 @@ import type { Hash } from 'node:crypto';
 import { AofqError } from '../errors/index.js';
 import { assert } from '../util/assert.js';
 import { LIMITS } from '../util/limits.js';
-import type { ApplyContext, Record, StateMachine } from '../util/state.js';
+import type { ApplyContext, Record, Snapshottable, StateMachine } from '../util/state.js';
 import { buildRecord, COMMANDS, type Command, isCommand, LONE_SURROGATE, RecordReader } from './codec.js';
 import {
   checkDeadLetter,
@@ -24,6 +24,7 @@ import {
   stateCode,
 } from './job.js';
 import { QueueState } from './queue-state.js';
+import { decodeRecordChunk, encodeRecordChunks } from './snapshot.js';
 import type {
   BackoffOptions,
   Durability,
@@ -89,7 +90,7 @@ export function backoffDelay(
   return Math.max(0, Math.min(delay, LIMITS.delayMsMax));
 }
 
-export class Queues implements StateMachine {
+export class Queues implements StateMachine, Snapshottable {
   private readonly queues = new Map<string, QueueState>();
   private readonly names = new Interner<string>((name) => name, 10_000);
   private readonly optionTable = new Interner<JobOptions>((json) => new JobOptions(json), 4096);
@@ -176,6 +177,16 @@ export class Queues implements StateMachine {
    * Records that rebuild the whole state (AOF rewrite): per queue its config, every job in set
    * order, then its counters. `nowMs` is not needed (the state holds absolute times) and is ignored.
    */
+  /** The compact snapshot (snapshot.ts): the snapshot records, length-prefixed, in chunks of about `maxBytes`. */
+  snapshotChunks(nowMs: number, maxBytes: number): Iterable<Buffer> {
+    return encodeRecordChunks(this.snapshotRecords(nowMs), maxBytes);
+  }
+
+  /** Apply one chunk of the compact snapshot: its records go through replay's apply code. */
+  loadSnapshotChunk(chunk: Buffer): void {
+    decodeRecordChunk(chunk, (record) => this.replay(record));
+  }
+
   *snapshotRecords(_nowMs: number): Iterable<Array<Buffer | string>> {
     for (const name of [...this.queues.keys()].sort()) {
       const queue = this.queues.get(name);

@@ -21,7 +21,7 @@ import { AofqError } from '../errors/index.js';
 import { OK, type RespValue, SimpleString } from '../resp/types.js';
 import { AssertionError, assert } from '../util/assert.js';
 import { LIMITS } from '../util/limits.js';
-import type { ApplyContext, StateMachine, Record as StoreRecord } from '../util/state.js';
+import type { ApplyContext, Snapshottable, StateMachine, Record as StoreRecord } from '../util/state.js';
 import { commandSpec, RECORD_NAMES, isWriteCommand as tableIsWriteCommand } from './commands.js';
 import { globMatch } from './glob.js';
 import { INT64_MAX, INT64_MIN, integerReply, parseInt64, parseScanCursor } from './integers.js';
@@ -36,6 +36,7 @@ import {
   storedStringText,
   type Value,
 } from './keyspace.js';
+import { encodeStoreChunks, loadStoreChunk } from './snapshot.js';
 
 export interface ExecResult {
   reply: RespValue;
@@ -146,7 +147,7 @@ function badRecord(command: string, reason: string): AofqError {
   return new AofqError('AOFQ_ERR_STORE_BAD_RECORD', { command, reason });
 }
 
-export class Store implements StateMachine {
+export class Store implements StateMachine, Snapshottable {
   private readonly keyspace = new Keyspace();
   /** The records of the command being executed. */
   private records: Buffer[][] = [];
@@ -827,6 +828,16 @@ export class Store implements StateMachine {
       }
       if (expire !== undefined) yield [NAME.PEXPIREAT, keyArg, Buffer.from(String(expire))];
     }
+  }
+
+  /** The compact snapshot (snapshot.ts): every key not expired at `nowMs`, in chunks of about `maxBytes`. */
+  snapshotChunks(nowMs: number, maxBytes: number): IterableIterator<Buffer> {
+    return encodeStoreChunks(this.keyspace, nowMs, maxBytes);
+  }
+
+  /** Apply one chunk of the compact snapshot straight into the keyspace. */
+  loadSnapshotChunk(chunk: Buffer): void {
+    loadStoreChunk(this.keyspace, chunk);
   }
 }
 

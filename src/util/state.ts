@@ -37,3 +37,18 @@ export interface StateMachine {
   /** Feed the whole state into a hash, in a canonical order, for digests. */
   digest(hash: Hash): void;
 }
+
+/**
+ * What a state machine gives the AOF rewrite: its whole state as records
+ * (the command-form base) or as compact chunks in its own binary format (the
+ * snapshot base), and the loading of such a chunk straight into its state,
+ * with no command parsing. The node layer frames and checksums the chunks.
+ */
+export interface Snapshottable {
+  /** Records that rebuild the state; entries expired at `nowMs` are left out. */
+  snapshotRecords(nowMs: number): Iterable<readonly (Buffer | string)[]>;
+  /** The state as chunks of about `maxBytes` each (one larger entry gets a chunk of its own). */
+  snapshotChunks(nowMs: number, maxBytes: number): Iterable<Buffer>;
+  /** Apply one chunk made by `snapshotChunks`. Throws AofqError on bytes that do not parse. */
+  loadSnapshotChunk(chunk: Buffer): void;
+}

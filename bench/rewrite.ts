@@ -1,0 +1,261 @@
+/**
+ * AOF rewrite benchmark (not a test). Run: node --import tsx bench/rewrite.ts [--keys 1000000] [--no-redis]
+ *
+ * With `keys` keys of 100-byte values (`SET key:<n> <100 bytes>`, written through the node):
+ *  - load time from pure incr replay (no rewrite yet), from the snapshot base
+ *    (aof-use-rdb-preamble yes) and from the command-form base (no);
+ *  - rewrite time and base size, for both formats;
+ *  - p99 latency of 50 concurrent writers (SET, everysec: reply once written)
+ *    during a rewrite against p99 without one;
+ *  - the longest event-loop delay during the rewrite (perf_hooks.monitorEventLoopDelay, 1 ms resolution).
+ * Then, unless --no-redis, Redis 7's own restart from its AOF for the same data,
+ * with and without the RDB preamble, through /work/shared/peers/redis.sh load (RUNS=1).
+ * Prints a table and writes bench/results/rewrite-<time>.json.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { type AofConfig, DEFAULT_AOF_CONFIG } from '../src/aof/config.js';
+import { AofqNode } from '../src/node/node.js';
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: number): number => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const KEYS = option('--keys', 1_000_000);
+const WRITERS = 50;
+const BASELINE_MS = 7000;
+/** Latency samples kept per run (a preallocated array: the bench adds no garbage of its own). */
+const MAX_SAMPLES = 4_000_000;
+const NO_REDIS = args.includes('--no-redis');
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function valueFor(i: number): Buffer {
+  // 100 bytes that do not compress to nothing (as the peer script's values).
+  const buf = Buffer.alloc(100);
+  let x = (i * 2654435761) >>> 0;
+  for (let j = 0; j < 100; j++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    buf[j] = 97 + (x % 26);
+  }
+  return buf;
+}
+
+function keyFor(i: number): Buffer {
+  return Buffer.from(`key:${String(i).padStart(7, '0')}`);
+}
+
+function percentile(values: Float64Array, p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+/** The longest main-thread GC pause while `run` runs (ms). */
+async function withGcWatch<T>(run: () => Promise<T>): Promise<{ result: T; longestGcMs: number }> {
+  let longest = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) longest = Math.max(longest, entry.duration);
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  try {
+    const result = await run();
+    return { result, longestGcMs: round(longest) };
+  } finally {
+    observer.disconnect();
+  }
+}
+
+const round = (n: number, digits = 3): number => Number(n.toFixed(digits));
+
+async function populate(node: AofqNode): Promise<number> {
+  const started = performance.now();
+  const SET = Buffer.from('SET');
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 256 }, async () => {
+      for (let guard = 0; guard < KEYS && next < KEYS; guard++) {
+        const i = next++;
+        await node.command([SET, keyFor(i), valueFor(i)]);
+      }
+    }),
+  );
+  await node.aof.sync();
+  return (performance.now() - started) / 1000;
+}
+
+/** 50 writers SET random existing keys until `stop()` says so; returns per-op latencies (ms). */
+async function writeLoad(node: AofqNode, stop: () => boolean, maxMs: number): Promise<Float64Array> {
+  const latencies = new Float64Array(MAX_SAMPLES);
+  let samples = 0;
+  const SET = Buffer.from('SET');
+  const deadline = performance.now() + maxMs;
+  await Promise.all(
+    Array.from({ length: WRITERS }, async (_, w) => {
+      for (let n = 0; n < 10_000_000 && !stop() && performance.now() < deadline; n++) {
+        const i = (n * 7919 + w * 104_729) % KEYS;
+        const t = performance.now();
+        await node.command([SET, keyFor(i), valueFor(i + 1)]);
+        if (samples < MAX_SAMPLES) latencies[samples++] = performance.now() - t;
+      }
+    }),
+  );
+  return latencies.subarray(0, samples);
+}
+
+async function timedOpen(cfg: AofConfig): Promise<{ node: AofqNode; seconds: number }> {
+  const started = performance.now();
+  const node = await AofqNode.open(cfg);
+  return { node, seconds: (performance.now() - started) / 1000 };
+}
+
+async function baseFileSize(cfg: AofConfig): Promise<number> {
+  const dir = path.join(cfg.dir, cfg.appenddirname);
+  const manifest = await fsp.readFile(path.join(dir, `${cfg.appendfilename}.manifest`), 'utf8');
+  const name = /^file (\S+) seq \d+ type b/m.exec(manifest)?.[1];
+  if (name === undefined) throw new Error('no base in the manifest');
+  return (await fsp.stat(path.join(dir, name))).size;
+}
+
+interface RewriteFigures {
+  rewriteSeconds: number;
+  baseBytes: number;
+  p99DuringMs: number;
+  opsDuring: number;
+  maxEventLoopDelayMs: number;
+  longestMainGcPauseMs: number;
+}
+
+/** A rewrite with no writes beside it: its time, and the longest event-loop delay it alone causes. */
+async function quietRewrite(node: AofqNode, cfg: AofConfig): Promise<Record<string, number>> {
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  const started = performance.now();
+  await node.rewrite();
+  if (!(await node.waitRewrite())) throw new Error('the rewrite failed');
+  const seconds = (performance.now() - started) / 1000;
+  histogram.disable();
+  return {
+    rewriteSeconds: round(seconds),
+    baseBytes: await baseFileSize(cfg),
+    maxEventLoopDelayMs: round(histogram.max / 1e6),
+  };
+}
+
+async function rewriteUnderLoad(node: AofqNode, cfg: AofConfig): Promise<RewriteFigures> {
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  let finished = false;
+  const started = performance.now();
+  await node.rewrite();
+  const done = node.waitRewrite().then((ok) => {
+    finished = true;
+    return ok;
+  });
+  const watched = await withGcWatch(() => writeLoad(node, () => finished, 300_000));
+  const latencies = watched.result;
+  const ok = await done;
+  const rewriteSeconds = (performance.now() - started) / 1000;
+  histogram.disable();
+  if (!ok) throw new Error('the rewrite failed');
+  return {
+    rewriteSeconds: round(rewriteSeconds),
+    baseBytes: await baseFileSize(cfg),
+    p99DuringMs: round(percentile(latencies, 99)),
+    opsDuring: latencies.length,
+    maxEventLoopDelayMs: round(histogram.max / 1e6),
+    longestMainGcPauseMs: watched.longestGcMs,
+  };
+}
+
+function redisPeer(): Record<string, unknown> | null {
+  if (NO_REDIS) return null;
+  const out = path.join(os.tmpdir(), `aofq-bench-redis-${process.pid}`);
+  const result = spawnSync('/work/shared/peers/redis.sh', ['load'], {
+    env: { ...process.env, RUNS: '1', LOAD_KEYS: String(KEYS), OUT: out, PORT: '6397', RDIR: `${out}-data` },
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  process.stdout.write(result.stdout);
+  const figures: Record<string, unknown> = {};
+  for (const line of result.stdout.split('\n')) {
+    const m = /^(pure_aof|rdb_preamble)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)/.exec(line);
+    if (m) {
+      figures[m[1] as string] = {
+        aofBytes: Number(m[2]),
+        wallMsToPong: Number(m[3]),
+        logLoadSeconds: Number(m[4]),
+        keys: Number(m[5]),
+      };
+    }
+  }
+  return figures;
+}
+
+async function main(): Promise<void> {
+  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'aofq-bench-rewrite-'));
+  const cfg: AofConfig = {
+    ...DEFAULT_AOF_CONFIG,
+    dir: root,
+    appendfsync: 'everysec',
+    autoAofRewritePercentage: 0,
+  };
+  const results: Record<string, unknown> = {
+    keys: KEYS,
+    valueBytes: 100,
+    writers: WRITERS,
+    node: process.version,
+  };
+  try {
+    let node = await AofqNode.open(cfg);
+    results.populateSeconds = round(await populate(node));
+    await node.close();
+
+    let opened = await timedOpen(cfg);
+    results.loadIncrReplaySeconds = round(opened.seconds);
+    node = opened.node;
+
+    const histogram = monitorEventLoopDelay({ resolution: 1 });
+    histogram.enable();
+    const watched = await withGcWatch(() => writeLoad(node as AofqNode, () => false, BASELINE_MS));
+    const baseline = watched.result;
+    histogram.disable();
+    results.longestMainGcPauseWithoutRewriteMs = watched.longestGcMs;
+    results.p99WithoutRewriteMs = round(percentile(baseline, 99));
+    results.opsWithoutRewrite = baseline.length;
+    results.maxEventLoopDelayWithoutRewriteMs = round(histogram.max / 1e6);
+
+    results.preambleRewriteUnderLoad = await rewriteUnderLoad(node, cfg);
+    // Loads are timed from a base with an (almost) empty incr file: a quiet rewrite first.
+    results.preambleRewriteQuiet = await quietRewrite(node, cfg);
+    await node.close();
+    opened = await timedOpen(cfg);
+    results.loadSnapshotBaseSeconds = round(opened.seconds);
+    node = opened.node;
+    await node.close();
+
+    const commandsCfg: AofConfig = { ...cfg, aofUseRdbPreamble: false };
+    node = await AofqNode.open(commandsCfg);
+    results.commandsRewriteUnderLoad = await rewriteUnderLoad(node, commandsCfg);
+    results.commandsRewriteQuiet = await quietRewrite(node, commandsCfg);
+    await node.close();
+    opened = await timedOpen(commandsCfg);
+    results.loadCommandBaseSeconds = round(opened.seconds);
+    await opened.node.close();
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+  results.redis = redisPeer();
+  process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = path.join(here, 'results', `rewrite-${stamp}.json`);
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await fsp.writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`results: ${file}\n`);
+}
+
+await main();

@@ -8,7 +8,9 @@ import { Command } from 'commander';
 import { runCheckAof } from '../aof/check.js';
 import { runServer } from './server.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 const program = new Command('aofq')
   .description('aofq: a job-queue server with a Redis-compatible append-only file')

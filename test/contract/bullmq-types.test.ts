@@ -4,6 +4,8 @@
 // pin the lists of BullMQ fields aofq deliberately leaves out.
 // BullMQ 6 is a devDependency used only by this test: its own published
 // declarations are what we check against.
+
+import type * as BullMQ from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import type {
   BackoffOptions,
@@ -14,7 +16,6 @@ import type {
   KeepJobs,
   RateLimiterOptions,
 } from '../../src/queue/types.js';
-import type * as BullMQ from 'bullmq';
 
 /** `true` only if A is assignable to B. */
 type Assignable<A, B> = [A] extends [B] ? true : false;

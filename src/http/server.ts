@@ -1,0 +1,413 @@
+/**
+ * The fastify HTTP server: routes built from openapi.yaml, validation and
+ * serialization from the api/*.json schemas, problem+json errors, bearer-token
+ * auth, health and readiness, long polls that end on disconnect or shutdown.
+ *
+ * It listens before the node has loaded its AOF: until `setBackend` is called
+ * every route but the health ones answers 503 AOFQ_ERR_SERVER_LOADING, and
+ * /readyz reports the load's progress.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { Ajv, type ValidateFunction } from 'ajv';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import type { Logger as PinoLogger } from 'pino';
+import { AofqError } from '../errors/index.js';
+import { assert } from '../util/assert.js';
+import { LIMITS } from '../util/limits.js';
+import { Authenticator, type Permission, type TokenEntry } from './auth.js';
+import type { QueueBackend, RuntimeConfig } from './backend.js';
+import { type Contract, loadContract, type Operation } from './contract.js';
+import { HANDLERS, type HandlerInput, type HandlerOutput } from './handlers.js';
+import { PROBLEM_CONTENT_TYPE, problemOf, retryAfterSeconds, toAofqError } from './problem.js';
+
+export interface LoadProgress {
+  loading: boolean;
+  doneBytes: number;
+  totalBytes: number;
+}
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  bodyLimit: number;
+  tokens: readonly TokenEntry[];
+  tls?: { cert: Buffer; key: Buffer } | null;
+  logger: PinoLogger;
+  config: RuntimeConfig;
+  /** Progress of the AOF load while no backend is set. */
+  loadProgress?: () => LoadProgress;
+  contract?: Contract;
+}
+
+type Phase = 'loading' | 'ready' | 'closing';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    permission?: Permission;
+    operationId?: string;
+  }
+}
+
+/** Longest path parameter fastify accepts (a job id is at most 256 bytes, URL-encoded up to 3x). */
+const MAX_PARAM_LENGTH = 800;
+/** Headers: Node's default cap is 16 KiB; we keep it explicit. */
+const MAX_HEADER_BYTES = 16 * 1024;
+/** The signal of requests that nothing aborts (all but long polls). */
+const NEVER_ABORTED = new AbortController().signal;
+const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/openapi.json', '/openapi.yaml']);
+
+function makeAjv(coerceTypes: boolean, contract: Contract): Ajv {
+  const ajv = new Ajv({
+    strict: true,
+    allowUnionTypes: true,
+    allErrors: false,
+    coerceTypes,
+    removeAdditional: false,
+    useDefaults: false,
+  });
+  for (const schema of contract.schemas) ajv.addSchema(schema);
+  return ajv;
+}
+
+function isLongPoll(operationId: string, body: unknown): boolean {
+  if (operationId !== 'leaseJobs' || body === null || typeof body !== 'object') return false;
+  const waitMs = (body as { waitMs?: unknown }).waitMs;
+  return typeof waitMs === 'number' && waitMs > 0;
+}
+
+function querySchema(operation: Operation): Record<string, unknown> | undefined {
+  if (operation.query.length === 0) return undefined;
+  const properties: Record<string, unknown> = {};
+  for (const parameter of operation.query) properties[parameter.name] = parameter.schema;
+  const required = operation.query.filter((p) => p.required).map((p) => p.name);
+  return {
+    type: 'object',
+    additionalProperties: false,
+    properties,
+    ...(required.length > 0 ? { required } : {}),
+  };
+}
+
+function paramsSchema(operation: Operation): Record<string, unknown> | undefined {
+  const names = Object.keys(operation.pathParameters);
+  if (names.length === 0) return undefined;
+  const properties: Record<string, unknown> = {};
+  for (const name of names) properties[name] = { $ref: operation.pathParameters[name] };
+  return { type: 'object', additionalProperties: false, properties, required: names };
+}
+
+export class HttpServer {
+  readonly app: FastifyInstance;
+  private phase: Phase = 'loading';
+  private backend: QueueBackend | null = null;
+  /** Parked long polls, so that closing can answer them. */
+  private readonly polls = new Set<AbortController>();
+  private parkedPolls = 0;
+  private connections = 0;
+  private readonly pollsBySocket = new WeakMap<Socket, number>();
+  private readonly authenticator: Authenticator;
+  private readonly options: HttpServerOptions;
+
+  private constructor(app: FastifyInstance, options: HttpServerOptions) {
+    this.app = app;
+    this.options = options;
+    this.authenticator = new Authenticator(options.tokens);
+  }
+
+  static create(options: HttpServerOptions): HttpServer {
+    const contract = options.contract ?? loadContract();
+    const app = Fastify({
+      loggerInstance: options.logger,
+      bodyLimit: options.bodyLimit,
+      routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+      http: { maxHeaderSize: MAX_HEADER_BYTES },
+      ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+      requestIdHeader: 'x-request-id',
+      genReqId: () => randomUUID(),
+      return503OnClosing: false,
+      forceCloseConnections: 'idle',
+      // One line per request at info is too much for a queue; requests are logged at debug below.
+      logController: new LogController({ disableRequestLogging: true }),
+      // biome-ignore lint/suspicious/noExplicitAny: fastify's overloads pick the https flavour only for literal options
+    } as any) as unknown as FastifyInstance;
+    const server = new HttpServer(app, options);
+    server.install(contract);
+    return server;
+  }
+
+  /** The node is loaded: start serving the API. */
+  setBackend(backend: QueueBackend): void {
+    this.backend = backend;
+    if (this.phase === 'loading') this.phase = 'ready';
+  }
+
+  get ready(): boolean {
+    return this.phase === 'ready';
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    await this.app.listen({ host: this.options.host, port: this.options.port });
+    const address = this.app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : this.options.port;
+    return { host: this.options.host, port };
+  }
+
+  /**
+   * Stop: refuse new requests, answer the long polls (empty), let in-flight
+   * requests finish and close the listener. The caller closes the node after.
+   */
+  async close(): Promise<void> {
+    this.phase = 'closing';
+    for (const poll of this.polls) poll.abort();
+    await this.app.close();
+  }
+
+  /** Redis's INFO clients fields that the HTTP layer knows: long polls are its blocked clients. */
+  private clientsInfo(): { connected_clients: number; blocked_clients: number } {
+    return { connected_clients: this.connections, blocked_clients: this.parkedPolls };
+  }
+
+  /** Count a long poll in, or refuse it: AOFQ_ERR_HTTP_TOO_MANY_POLLS (429). */
+  private admitLongPoll(socket: Socket): void {
+    const onSocket = this.pollsBySocket.get(socket) ?? 0;
+    if (onSocket >= LIMITS.longPollsPerConnection || this.parkedPolls >= LIMITS.longPollsMax) {
+      throw new AofqError('AOFQ_ERR_HTTP_TOO_MANY_POLLS');
+    }
+    this.pollsBySocket.set(socket, onSocket + 1);
+    this.parkedPolls++;
+  }
+
+  private releaseLongPoll(socket: Socket): void {
+    const onSocket = this.pollsBySocket.get(socket) ?? 0;
+    assert(onSocket > 0 && this.parkedPolls > 0, 'long poll accounting');
+    this.pollsBySocket.set(socket, onSocket - 1);
+    this.parkedPolls--;
+  }
+
+  /**
+   * Run a long poll: counted against the limits, aborted when the client goes
+   * away or the server closes (the handler then answers with what it has).
+   */
+  private async longPoll(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    run: (signal: AbortSignal, clientGone: () => boolean) => Promise<HandlerOutput>,
+  ): Promise<HandlerOutput> {
+    const socket = request.raw.socket;
+    this.admitLongPoll(socket);
+    const controller = new AbortController();
+    let clientGone = false;
+    const onClose = (): void => {
+      if (reply.raw.writableFinished) return;
+      clientGone = true;
+      controller.abort();
+    };
+    reply.raw.once('close', onClose);
+    this.polls.add(controller);
+    // Closing began after this request passed the gate: do not let it park.
+    if (this.phase === 'closing') controller.abort();
+    try {
+      return await run(controller.signal, () => clientGone);
+    } finally {
+      this.polls.delete(controller);
+      reply.raw.off('close', onClose);
+      this.releaseLongPoll(socket);
+    }
+  }
+
+  private sendProblem(request: FastifyRequest, reply: FastifyReply, error: AofqError): FastifyReply {
+    const retryAfter = retryAfterSeconds(error.code);
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+    reply.header('x-request-id', request.id);
+    return reply
+      .code(error.status)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(JSON.stringify(problemOf(error, request.url, request.id)));
+  }
+
+  private install(contract: Contract): void {
+    const { app } = this;
+    for (const schema of contract.schemas) app.addSchema(schema);
+    // JSON only: a text/plain body is 415, not a string that fails validation.
+    app.removeContentTypeParser('text/plain');
+    // fastify's own JSON parser (prototype poisoning refused), except that an empty body is no
+    // body: `POST .../pause` with `Content-Type: application/json` and nothing else is fine.
+    const parseJson = app.getDefaultJsonParser('error', 'error');
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+      if (body === '') done(null, undefined);
+      else parseJson(request, typeof body === 'string' ? body : body.toString('utf8'), done);
+    });
+    const bodyAjv = makeAjv(false, contract);
+    const partAjv = makeAjv(true, contract);
+    const compiled = new WeakMap<object, ValidateFunction>();
+    app.setValidatorCompiler(({ schema, httpPart }) => {
+      let validate = compiled.get(schema);
+      if (!validate) {
+        validate = (httpPart === 'body' ? bodyAjv : partAjv).compile(schema);
+        compiled.set(schema, validate);
+      }
+      return validate;
+    });
+
+    app.setErrorHandler((err, request, reply) => {
+      const { error, internal } = toAofqError(err, {
+        bodyLimit: this.options.bodyLimit,
+        contentType: request.headers['content-type']?.slice(0, 100),
+      });
+      if (internal) request.log.error({ err }, 'internal error');
+      else if (error.status >= 500) request.log.warn({ code: error.code }, error.message);
+      return this.sendProblem(request, reply, error);
+    });
+    app.setNotFoundHandler((request, reply) =>
+      this.sendProblem(
+        request,
+        reply,
+        new AofqError('AOFQ_ERR_HTTP_NOT_FOUND', {
+          method: request.method,
+          url: request.url.split('?')[0] ?? '',
+        }),
+      ),
+    );
+    app.addHook('onSend', async (request, reply, payload) => {
+      reply.header('x-request-id', request.id);
+      // While closing, do not keep the connection alive: close() waits for every connection to end.
+      if (this.phase === 'closing') reply.header('connection', 'close');
+      return payload;
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.debug(
+        { method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime },
+        'request',
+      );
+    });
+    // Auth first, then the loading / shutting-down gate; both before the body is read.
+    app.addHook('onRequest', async (request) => {
+      const config = request.routeOptions.config;
+      const permission = config.permission ?? 'public';
+      if (permission === 'public' && PUBLIC_PATHS.has(request.routeOptions.url ?? '')) return;
+      this.authenticator.authorize(
+        request.headers.authorization,
+        permission,
+        config.operationId ?? 'do this',
+      );
+      if (this.phase === 'loading') throw new AofqError('AOFQ_ERR_SERVER_LOADING');
+      if (this.phase === 'closing') throw new AofqError('AOFQ_ERR_SERVER_SHUTTING_DOWN');
+    });
+
+    app.server.on('connection', (socket: Socket) => {
+      this.connections++;
+      socket.once('close', () => {
+        this.connections--;
+      });
+    });
+    this.installHealth(contract);
+    this.installOperations(contract);
+  }
+
+  private readiness(): { status: number; body: object } {
+    const backend = this.backend;
+    if (this.phase === 'ready' && backend !== null) {
+      const writable = backend.writable;
+      return {
+        status: writable ? 200 : 503,
+        body: { ready: writable, loading: false, doneBytes: 0, totalBytes: 0, writable },
+      };
+    }
+    const progress = this.options.loadProgress?.() ?? { loading: true, doneBytes: 0, totalBytes: 0 };
+    return {
+      status: 503,
+      body: {
+        ready: false,
+        loading: this.phase === 'loading',
+        doneBytes: progress.doneBytes,
+        totalBytes: progress.totalBytes,
+        writable: false,
+      },
+    };
+  }
+
+  private installHealth(contract: Contract): void {
+    const { app } = this;
+    app.get(
+      '/healthz',
+      { schema: { response: { 200: { $ref: 'Health.json' } } }, config: { permission: 'public' } },
+      async () => ({ status: 'ok' }),
+    );
+    app.get(
+      '/readyz',
+      {
+        schema: { response: { 200: { $ref: 'Readiness.json' }, 503: { $ref: 'Readiness.json' } } },
+        config: { permission: 'public' },
+      },
+      async (_request, reply) => {
+        const { status, body } = this.readiness();
+        return reply.code(status as 200 | 503).send(body);
+      },
+    );
+    const json = JSON.stringify(contract.document);
+    app.get('/openapi.json', { config: { permission: 'public' } }, async (_request, reply) =>
+      reply.type('application/json; charset=utf-8').send(json),
+    );
+    app.get('/openapi.yaml', { config: { permission: 'public' } }, async (_request, reply) =>
+      reply.type('application/yaml; charset=utf-8').send(contract.yamlText),
+    );
+  }
+
+  private installOperations(contract: Contract): void {
+    const { app } = this;
+    const seen = new Set<string>();
+    for (const operation of contract.operations) {
+      if (PUBLIC_PATHS.has(operation.path)) continue;
+      const handler = HANDLERS[operation.operationId];
+      if (handler === undefined) throw new Error(`openapi.yaml: no handler for ${operation.operationId}`);
+      seen.add(operation.operationId);
+      const response: Record<number, unknown> = {};
+      for (const [status, id] of Object.entries(operation.responses)) {
+        if (id !== null) response[Number(status)] = { $ref: id };
+      }
+      const schema: Record<string, unknown> = { response };
+      if (operation.body !== null) schema.body = { $ref: operation.body };
+      const query = querySchema(operation);
+      if (query) schema.querystring = query;
+      const params = paramsSchema(operation);
+      if (params) schema.params = params;
+      app.route({
+        method: operation.method,
+        url: operation.route,
+        schema,
+        config: { permission: operation.permission, operationId: operation.operationId },
+        handler: async (request, reply) => {
+          const backend = this.backend;
+          if (backend === null) throw new AofqError('AOFQ_ERR_SERVER_LOADING');
+          const input: HandlerInput = {
+            params: (request.params ?? {}) as Record<string, string>,
+            query: (request.query ?? {}) as Record<string, unknown>,
+            body: request.body,
+            signal: NEVER_ABORTED,
+            clientGone: () => false,
+            accept: request.headers.accept ?? '',
+          };
+          const context = { backend, config: this.options.config, clientsInfo: () => this.clientsInfo() };
+          const output = isLongPoll(operation.operationId, request.body)
+            ? await this.longPoll(request, reply, (signal, clientGone) =>
+                handler(context, { ...input, signal, clientGone }),
+              )
+            : await handler(context, input);
+          reply.code(output.status);
+          if (output.contentType !== undefined) reply.type(output.contentType);
+          return reply.send(output.body);
+        },
+      });
+    }
+    for (const operationId of Object.keys(HANDLERS)) {
+      if (!seen.has(operationId)) throw new Error(`handler ${operationId} is not in openapi.yaml`);
+    }
+  }
+}

@@ -118,7 +118,10 @@ describe('SIGKILL during AOF rewrites', () => {
     let rewritesDone = 0;
     for (let run = 1; run <= RUNS; run++) {
       const preamble = run % 2 === 0;
-      const result = await runChild(root, run, preamble, 100 + Math.floor(random() * 1100));
+      // Every fifth child lives long enough for a rewrite to finish even on a loaded machine
+      // (the worker's start-up alone can take a second under tsx), so both paths are exercised.
+      const killAfterMs = run % 5 === 0 ? 4000 : 100 + Math.floor(random() * 1100);
+      const result = await runChild(root, run, preamble, killAfterMs);
       const durable = result.durable;
       if (result.killedInRewrite) killedInRewrite++;
       rewritesDone += result.rewritesDone;

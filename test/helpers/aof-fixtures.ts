@@ -7,7 +7,9 @@
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
 import { type AofConfig, DEFAULT_AOF_CONFIG } from '../../src/aof/config.js';
+import { AofEngine, type AofEngineOptions } from '../../src/aof/engine.js';
 import {
   crc32c,
   encodeBatchAnnotation,
@@ -18,6 +20,7 @@ import {
 } from '../../src/aof/format.js';
 import type { LoadSink } from '../../src/aof/loader.js';
 import { type Arg, RespWriter } from '../../src/resp/encode.js';
+import { silentLogger } from '../../src/util/logger.js';
 
 export const APPENDFILENAME = 'appendonly.aof';
 export const APPENDDIRNAME = 'appendonlydir';
@@ -206,4 +209,44 @@ export class CollectingSink implements LoadSink {
   lsns(): number[] {
     return this.records.map((r) => r.lsn);
   }
+}
+
+/**
+ * A temp directory and an engine opener for one test file: every engine it
+ * opens is closed, and the directory removed, after each test.
+ */
+export function engineHarness(prefix: string): {
+  readonly root: string;
+  open(overrides?: Partial<AofConfig>, opts?: AofEngineOptions, sink?: CollectingSink): Promise<AofEngine>;
+  /** Close this engine after the test too. */
+  track(engine: AofEngine): AofEngine;
+} {
+  let root = '';
+  let engines: AofEngine[] = [];
+  beforeEach(async () => {
+    root = await makeTempDir(prefix);
+    engines = [];
+  });
+  afterEach(async () => {
+    for (const e of engines) await e.close().catch(() => undefined);
+    await removeDir(root);
+  });
+  return {
+    get root() {
+      return root;
+    },
+    track(engine) {
+      engines.push(engine);
+      return engine;
+    },
+    async open(overrides = {}, opts = {}, sink = new CollectingSink()) {
+      const engine = await AofEngine.open(
+        testConfig(root, overrides),
+        { logger: silentLogger, ...opts },
+        sink,
+      );
+      engines.push(engine);
+      return engine;
+    },
+  };
 }

@@ -1,8 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AofConfig } from '../../src/aof/config.js';
-import { AofEngine, type AofEngineOptions } from '../../src/aof/engine.js';
+import { describe, expect, it } from 'vitest';
+import { AofEngine } from '../../src/aof/engine.js';
 import { realFs } from '../../src/aof/fs.js';
 import { formatInfoSection } from '../../src/aof/info.js';
 import { loadAof } from '../../src/aof/loader.js';
@@ -13,44 +12,23 @@ import {
   baseName,
   buildAofqFile,
   CollectingSink,
+  engineHarness,
   incrName,
-  makeTempDir,
-  removeDir,
   respRecords,
   testConfig,
   writeAofDir,
 } from '../helpers/aof-fixtures.js';
 
-let root: string;
-let engines: AofEngine[] = [];
-
-beforeEach(async () => {
-  root = await makeTempDir('aofq-engine-');
-  engines = [];
-});
-
-afterEach(async () => {
-  for (const e of engines) await e.close().catch(() => undefined);
-  await removeDir(root);
-});
-
-async function open(
-  overrides: Partial<AofConfig> = {},
-  opts: AofEngineOptions = {},
-  sink = new CollectingSink(),
-): Promise<AofEngine> {
-  const engine = await AofEngine.open(testConfig(root, overrides), { logger: silentLogger, ...opts }, sink);
-  engines.push(engine);
-  return engine;
-}
+const h = engineHarness('aofq-engine-');
+const open = h.open;
 
 async function loadAll(): Promise<CollectingSink> {
   const sink = new CollectingSink();
-  await loadAof(testConfig(root), realFs, sink, silentLogger);
+  await loadAof(testConfig(h.root), realFs, sink, silentLogger);
   return sink;
 }
 
-const dir = (): string => path.join(root, 'appendonlydir');
+const dir = (): string => path.join(h.root, 'appendonlydir');
 
 describe('AofEngine.open on existing directories', () => {
   it('removes the header-only files of a first start that crashed before its manifest', async () => {
@@ -73,7 +51,7 @@ describe('AofEngine.open on existing directories', () => {
 
   it('imports a single-file AOF written by Redis, then appends to a fresh incr file of ours', async () => {
     await fsp.writeFile(
-      path.join(root, 'appendonly.aof'),
+      path.join(h.root, 'appendonly.aof'),
       respRecords([
         ['SET', 'r1', 'x'],
         ['SET', 'r2', 'y'],
@@ -94,7 +72,7 @@ describe('AofEngine.open on existing directories', () => {
   });
 
   it('rotates away from a last incr file written by Redis (no header) before appending', async () => {
-    await writeAofDir(root, [
+    await writeAofDir(h.root, [
       { name: baseName(1), seq: 1, type: 'b', content: respRecords([['SET', 'b', '0']]) },
       { name: incrName(1), seq: 1, type: 'i', content: respRecords([['SET', 'i', '1']]) },
     ]);
@@ -134,7 +112,7 @@ describe('AofEngine.open on existing directories', () => {
 
 describe('AofEngine life cycle', () => {
   it('ends closed when close() is called while loading', async () => {
-    const engine = AofEngine.create(testConfig(root), { logger: silentLogger });
+    const engine = AofEngine.create(testConfig(h.root), { logger: silentLogger });
     const started = engine.start(new CollectingSink());
     const closed = engine.close();
     await started;

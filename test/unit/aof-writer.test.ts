@@ -1,8 +1,8 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AofConfig } from '../../src/aof/config.js';
-import { AofEngine, type AofEngineOptions } from '../../src/aof/engine.js';
+import { AofEngine } from '../../src/aof/engine.js';
 import { parseAnnotation } from '../../src/aof/format.js';
 import { loadAof } from '../../src/aof/loader.js';
 import { readManifest } from '../../src/aof/manifest.js';
@@ -10,30 +10,10 @@ import { isAofqError } from '../../src/errors/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { FaultyFs, redisCheckAof, turns } from '../fault/faulty-fs.js';
-import { CollectingSink, makeTempDir, removeDir, testConfig } from '../helpers/aof-fixtures.js';
+import { CollectingSink, engineHarness, testConfig } from '../helpers/aof-fixtures.js';
 
-let root: string;
-let engines: AofEngine[] = [];
-
-beforeEach(async () => {
-  root = await makeTempDir('aofq-writer-');
-  engines = [];
-});
-
-afterEach(async () => {
-  for (const e of engines) await e.close().catch(() => undefined);
-  await removeDir(root);
-});
-
-async function open(
-  overrides: Partial<AofConfig> = {},
-  opts: AofEngineOptions = {},
-  sink = new CollectingSink(),
-): Promise<AofEngine> {
-  const engine = await AofEngine.open(testConfig(root, overrides), { logger: silentLogger, ...opts }, sink);
-  engines.push(engine);
-  return engine;
-}
+const h = engineHarness('aofq-writer-');
+const open = h.open;
 
 function incrPath(engine: AofEngine): string {
   return path.join(engine.dirPathName, engine.currentFileName as string);
@@ -51,7 +31,7 @@ async function annotations(file: string) {
 async function load(overrides: Partial<AofConfig> = {}): Promise<CollectingSink> {
   const sink = new CollectingSink();
   await loadAof(
-    testConfig(root, overrides),
+    testConfig(h.root, overrides),
     (await import('../../src/aof/fs.js')).realFs,
     sink,
     silentLogger,
@@ -92,14 +72,14 @@ describe('group commit', () => {
       expect(lsns).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
       await engine.waitWritten(50);
       await engine.close();
-      const anns = await annotations(path.join(root, 'appendonlydir', 'appendonly.aof.1.incr.aof'));
+      const anns = await annotations(path.join(h.root, 'appendonlydir', 'appendonly.aof.1.incr.aof'));
       const batches = anns.filter((a) => a.type === 'batch');
       expect(batches).toHaveLength(1);
       expect(batches[0]).toMatchObject({ type: 'batch', batch: { lsn: 1, count: 50 } });
       const sink = await load();
       expect(sink.lsns()).toEqual(lsns);
       expect(sink.commands()[49]).toBe('SET key:50 value-50');
-      expect(redisCheckAof(path.join(root, 'appendonlydir', 'appendonly.aof.1.incr.aof')).status).toBe(0);
+      expect(redisCheckAof(path.join(h.root, 'appendonlydir', 'appendonly.aof.1.incr.aof')).status).toBe(0);
     });
   }
 
@@ -122,7 +102,7 @@ describe('group commit', () => {
     expect(fsyncs).toBeLessThan((writers * each) / 4);
     expect(engine.fsyncedLsn).toBe(writers * each);
     await engine.close();
-    const anns = await annotations(path.join(root, 'appendonlydir', 'appendonly.aof.1.incr.aof'));
+    const anns = await annotations(path.join(h.root, 'appendonlydir', 'appendonly.aof.1.incr.aof'));
     const counts = anns.flatMap((a) => (a.type === 'batch' ? [a.batch.count] : []));
     expect(counts.reduce((s, n) => s + n, 0)).toBe(writers * each);
     expect(Math.max(...counts)).toBeGreaterThan(1);
@@ -138,7 +118,7 @@ describe('group commit', () => {
     const big = 'x'.repeat(700);
     for (let i = 0; i < 30; i++) engine.append(['SET', `k${i}`, i % 3 === 0 ? big : `v${i}`]);
     await engine.close();
-    const anns = await annotations(path.join(root, 'appendonlydir', 'appendonly.aof.1.incr.aof'));
+    const anns = await annotations(path.join(h.root, 'appendonlydir', 'appendonly.aof.1.incr.aof'));
     const batches = anns.flatMap((a) => (a.type === 'batch' ? [a.batch] : []));
     expect(batches.length).toBeGreaterThan(5);
     for (const b of batches) expect(b.bytes <= 1000 || b.count === 1).toBe(true);
@@ -157,7 +137,7 @@ describe('group commit', () => {
     const sink = new CollectingSink();
     const raw: Buffer[][] = [];
     await loadAof(
-      testConfig(root),
+      testConfig(h.root),
       (await import('../../src/aof/fs.js')).realFs,
       {
         record: (argv, lsn) => {
@@ -197,7 +177,7 @@ describe('waitDurable', () => {
     await engine.waitDurable(second[1] as number);
     expect(engine.fsyncedLsn).toBe(3);
     await engine.close();
-    const anns = await annotations(path.join(root, 'appendonlydir', 'appendonly.aof.1.incr.aof'));
+    const anns = await annotations(path.join(h.root, 'appendonlydir', 'appendonly.aof.1.incr.aof'));
     expect(anns.flatMap((a) => (a.type === 'batch' ? [a.batch.count] : []))).toEqual([1, 2]);
   });
 
@@ -312,7 +292,7 @@ describe('LSN continuity', () => {
     await engine.rotate();
     await engine.close();
 
-    const dir = path.join(root, 'appendonlydir');
+    const dir = path.join(h.root, 'appendonlydir');
     expect(await fsp.readFile(path.join(dir, 'appendonly.aof.2.incr.aof'), 'latin1')).toMatch(
       /^#aofq v=1 kind=incr lsn=8\r\n#aofq b lsn=9 n=2 /,
     );
@@ -346,7 +326,7 @@ describe('LSN continuity', () => {
     gate.release();
     await rotation;
     await engine.close();
-    const dir = path.join(root, 'appendonlydir');
+    const dir = path.join(h.root, 'appendonlydir');
     const first = await fsp.readFile(path.join(dir, 'appendonly.aof.1.incr.aof'), 'latin1');
     const second = await fsp.readFile(path.join(dir, 'appendonly.aof.2.incr.aof'), 'latin1');
     expect(first).toContain('key:1');
@@ -411,7 +391,7 @@ describe('timestamps', () => {
     clock.advance(3000);
     await engine.waitWritten(engine.append(rec(4)));
     await engine.close();
-    const anns = await annotations(path.join(root, 'appendonlydir', 'appendonly.aof.1.incr.aof'));
+    const anns = await annotations(path.join(h.root, 'appendonlydir', 'appendonly.aof.1.incr.aof'));
     const kinds = anns.map((a) =>
       a.type === 'timestamp'
         ? `TS${a.unixSeconds}`
@@ -431,7 +411,7 @@ describe('timestamps', () => {
     ]);
     const sink = await load();
     expect(sink.lsns()).toEqual([1, 2, 3, 4]);
-    expect(redisCheckAof(path.join(root, 'appendonlydir', 'appendonly.aof.1.incr.aof')).status).toBe(0);
+    expect(redisCheckAof(path.join(h.root, 'appendonlydir', 'appendonly.aof.1.incr.aof')).status).toBe(0);
   });
 });
 
@@ -476,7 +456,7 @@ describe('close and INFO', () => {
       aof_last_lsn: 1,
       aof_fsynced_lsn: 1,
     });
-    const dir = path.join(root, 'appendonlydir');
+    const dir = path.join(h.root, 'appendonlydir');
     const sizes =
       (await fsp.stat(path.join(dir, 'appendonly.aof.1.base.aof'))).size +
       (await fsp.stat(path.join(dir, 'appendonly.aof.1.incr.aof'))).size;
@@ -490,8 +470,8 @@ describe('close and INFO', () => {
   });
 
   it('reports loading:1 while start() runs', async () => {
-    const engine = AofEngine.create(testConfig(root), { logger: silentLogger });
-    engines.push(engine);
+    const engine = AofEngine.create(testConfig(h.root), { logger: silentLogger });
+    h.track(engine);
     const started = engine.start(new CollectingSink());
     expect(engine.info().loading).toBe(1);
     expect(engine.loadProgress.loading).toBe(true);
@@ -505,6 +485,6 @@ describe('close and INFO', () => {
     await engine.waitDurable(1);
     expect(engine.info().aof_enabled).toBe(0);
     expect(engine.info()).not.toHaveProperty('aof_current_size');
-    await expect(fsp.stat(path.join(root, 'appendonlydir'))).rejects.toThrow();
+    await expect(fsp.stat(path.join(h.root, 'appendonlydir'))).rejects.toThrow();
   });
 });

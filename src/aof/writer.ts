@@ -6,9 +6,15 @@
  * write and fsync errors: refuse new records, keep what was appended in
  * memory, undo half-written batches, retry until the disk accepts them again.
  *
- * All file mutation happens in one sequential loop (`pump`), so at most one
- * write is in flight; everysec's background fdatasync is the one operation that
- * runs beside it. Records are encoded straight into an arena of large chunks;
+ * As in Redis, write(2) runs on the event-loop thread, once a turn
+ * (`flush`, from setImmediate): a write into the page cache takes
+ * microseconds, a thread-pool round trip does not, and a reply waits for its
+ * write. fdatasync runs in the thread pool, one at a time, beside the writes:
+ * under `always` the next one starts the moment the previous one returns,
+ * covering every batch written meanwhile. The slow paths (retry after an
+ * error, rotation, close) run one at a time in `pump`. Under everysec a write
+ * behind a pending fsync is postponed for up to 2 s, as Redis does. Records
+ * are encoded straight into an arena of large chunks;
  * a batch is a view of its chunk that holds `[#TS:..][#aofq b ..][records]`,
  * kept until it is fsynced so that it can be written again after an fsync
  * error (after a failed fsync Linux may drop the dirty pages: "fsyncgate").
@@ -268,6 +274,8 @@ export class AofWriter {
   private immediateScheduled = false;
   private syncRequestedLsn = 0;
   private rotation: Rotation | null = null;
+  /** A rotation fixed its boundary: appends wait in memory until the new file is in place. */
+  private holdForRotation = false;
   private closeDone: Deferred | null = null;
   private closeError: AofqError | null = null;
   /** An error while closing: the pump ends the close with it. */
@@ -583,7 +591,9 @@ export class AofWriter {
 
   private readonly onImmediate = (): void => {
     this.immediateScheduled = false;
-    this.kick();
+    // The common case stays on the fast path: write this turn's batch now.
+    if (this.pumping || this.failure !== null || this.state !== 'open' || this.rotation !== null) this.kick();
+    else this.flush(false);
   };
 
   /** Close the open batch: prefix it with its annotation (and a `#TS:` line when the second changed). */
@@ -627,7 +637,116 @@ export class AofWriter {
     this.batchStart = this.offset;
   }
 
-  // --- the pump ------------------------------------------------------------------------
+  // --- flushing: writes on this thread, fsyncs in the thread pool ---------------------------
+
+  /**
+   * Seal the open batch and write every sealed batch with write(2) on this
+   * thread, then start an fdatasync if one is due. Writes go on while an
+   * fdatasync is in flight (it covers what was written before it started),
+   * so under `always` the next fdatasync starts the moment the previous one
+   * returns. Not here: everysec's postponement behind a pending fsync, a
+   * rotation's boundary, and a standing failure (unless `retry`, the pump's
+   * retry round) hold the writes. Returns false when it failed or held.
+   */
+  private flush(retry: boolean): boolean {
+    if (this.state === 'closed' || this.holdForRotation) return false;
+    if (this.failure !== null && !retry) return false;
+    const hasWork = this.openCount > 0 || this.unwritten.length > 0;
+    if (hasWork && this.policy === 'everysec' && this.fsyncInFlight && this.state === 'open') {
+      // Redis: a write() behind a pending fsync may block; wait up to 2 s for it, then write anyway.
+      const now = performance.now();
+      if (this.postponeStartMs === 0) this.postponeStartMs = now;
+      const waited = now - this.postponeStartMs;
+      if (waited < this.timing.maxFsyncPostponeMs) {
+        if (this.postponeTimer === null) {
+          this.postponeTimer = setTimeout(
+            () => {
+              this.postponeTimer = null;
+              this.kick();
+            },
+            this.timing.maxFsyncPostponeMs - waited + 1,
+          );
+        }
+        return false;
+      }
+      this.delayedFsyncCount++;
+      this.logger.warn(
+        { file: this.fileName },
+        'Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down aofq.',
+      );
+    }
+    this.postponeStartMs = 0;
+    this.clearTimer('postponeTimer');
+    if (this.openCount > 0) this.sealOpen();
+    if (this.unwritten.length > 0 && !this.writeUnwritten()) return false;
+    this.startFsyncIfDue();
+    if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
+    return true;
+  }
+
+  /** Start an fdatasync when something written is not durable and a reason asks for one now. */
+  private startFsyncIfDue(): void {
+    if (this.fsyncInFlight || this.fileSize <= this.durableSize || this.state === 'closed') return;
+    const due =
+      this.policy === 'always' ||
+      this.failure?.needsFsync === true ||
+      this.syncRequestedLsn > this.fsyncedLsnValue ||
+      this.state === 'closing' ||
+      this.rotation !== null;
+    if (due) this.startFsync();
+  }
+
+  /**
+   * One fdatasync in the thread pool, covering everything written before it
+   * starts. Exactly one is in flight at a time: a second one on the same
+   * descriptor could consume the error of a writeback that the first one's
+   * range needed (Linux reports a writeback error once per open file), and a
+   * success could then be trusted that should not be.
+   */
+  private startFsync(): void {
+    assert(!this.fsyncInFlight, 'one fsync in flight');
+    const target = { size: this.fileSize, lsn: this.writtenLsnValue };
+    const epoch = this.failureEpoch;
+    this.fsyncInFlight = true;
+    this.clearTimer('everysecTimer');
+    this.lastFsyncStartMs = performance.now();
+    const started = this.lastFsyncStartMs;
+    this.file.datasync().then(
+      () => {
+        this.fsyncInFlight = false;
+        this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
+        // After a failed fsync nothing unsynced is trusted until it is written again: not even this
+        // success. A write error that arrived meanwhile does not touch what this fsync covered.
+        const f = this.failure;
+        const trusted = f === null || (!f.needsRewind && (this.failureEpoch === epoch || !f.needsFsync));
+        if (trusted) {
+          // Recovered before any waiter runs: a waiter sees the engine writable again.
+          const clean = f !== null && this.failureEpoch === epoch && f.truncateTo === null;
+          if (clean && this.unwritten.length === 0 && this.openCount === 0) this.recovered();
+          this.fsynced(target);
+        }
+        this.afterFsync();
+      },
+      (err: unknown) => {
+        this.fsyncInFlight = false;
+        this.enterFailure('fsync', asErrno(err), null);
+        this.afterFsync();
+      },
+    );
+  }
+
+  /** An fsync returned: held writes may go, another fsync may be due, the pump may finish a rotation or close. */
+  private afterFsync(): void {
+    if (this.pumping || this.failure !== null || this.state !== 'open' || this.rotation !== null) {
+      this.kick();
+      return;
+    }
+    if (this.openCount > 0 || this.unwritten.length > 0) this.flush(false);
+    else this.startFsyncIfDue();
+    if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
+  }
+
+  // --- the pump: retries, rotation and close ------------------------------------------------
 
   private kick(): void {
     if (this.pumping) {
@@ -650,8 +769,13 @@ export class AofWriter {
     );
   }
 
+  /**
+   * The slow paths, one at a time: a retry after an error (cut the file,
+   * write again), a rotation (flush and fsync the old file, switch), a close.
+   * It waits for nothing but its own steps; an fsync's return kicks it again.
+   */
   private async pump(): Promise<void> {
-    // Each round either makes progress on disk or returns; the bound guards against a bug spinning.
+    // Each round either makes progress or returns; the bound guards against a bug spinning.
     for (let round = 0; round < 1_000_000_000; round++) {
       this.kickAgain = false;
       if (this.state === 'closed') return;
@@ -660,81 +784,49 @@ export class AofWriter {
         await this.finishClose(this.closeFailure);
         return;
       }
-
+      let retry = false;
       if (this.failure !== null) {
         if (!this.retryDue || this.fsyncInFlight) return;
         this.retryDue = false;
         if (!(await this.prepareRetry())) return;
+        retry = true;
       }
-      // A failure that arrives during this round (a background fsync's) is
-      // handled by a later retry round, never by this one's writes or fsync.
-      const epoch = this.failureEpoch;
+      const flushed = this.flush(retry);
+      if (this.failure !== null) {
+        // The retry's writes went through: with nothing left to fsync, the write error is behind us.
+        if (flushed && this.recoversWithoutFsync() && this.unwritten.length === 0) this.recovered();
+        else return;
+      }
+      if (!flushed && !this.holdForRotation) return;
 
-      const hasWork = this.openCount > 0 || this.unwritten.length > 0;
-      if (hasWork && this.policy === 'everysec' && this.fsyncInFlight && this.state === 'open') {
-        // Redis: a write() behind a pending fsync would block; wait up to 2 s for it, then write anyway.
-        const now = performance.now();
-        if (this.postponeStartMs === 0) this.postponeStartMs = now;
-        const waited = now - this.postponeStartMs;
-        if (waited < this.timing.maxFsyncPostponeMs) {
-          if (this.postponeTimer === null) {
-            this.postponeTimer = setTimeout(
-              () => {
-                this.postponeTimer = null;
-                this.kick();
-              },
-              this.timing.maxFsyncPostponeMs - waited + 1,
-            );
-          }
+      if (this.rotation !== null) {
+        // The boundary: what is written now goes to the old file; later appends wait for the new one.
+        this.holdForRotation = true;
+        if (this.fsyncInFlight) return;
+        if (this.fileSize > this.durableSize) {
+          this.startFsync();
           return;
         }
-        this.delayedFsyncCount++;
-        this.logger.warn(
-          { file: this.fileName },
-          'Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down aofq.',
-        );
-      }
-      this.postponeStartMs = 0;
-      this.clearTimer('postponeTimer');
-
-      if (this.openCount > 0) this.sealOpen();
-      if (this.unwritten.length > 0 && !(await this.writeUnwritten())) return;
-      if (this.failureEpoch !== epoch) return;
-
-      const needFsync =
-        this.fileSize > this.durableSize &&
-        (this.policy === 'always' ||
-          this.failure?.needsFsync === true ||
-          this.syncRequestedLsn > this.fsyncedLsnValue ||
-          (this.state === 'closing' && this.openCount === 0) ||
-          this.rotation !== null);
-      if (needFsync) {
-        if ((this.state === 'closing' || this.rotation !== null) && this.fsyncInFlight) return;
-        if (!(await this.fsyncNow(epoch))) return;
-      }
-      if (this.failureEpoch !== epoch) return;
-      if (this.failure !== null) this.recovered();
-      if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
-
-      if (this.rotation !== null && this.unwritten.length === 0) {
-        if (this.fsyncInFlight) return;
-        if (this.fileSize > this.durableSize) continue;
         await this.switchFile(this.rotation);
         continue;
       }
-      if (this.state === 'closing' && this.openCount === 0 && this.unwritten.length === 0) {
+      if (this.state === 'closing') {
         if (this.fsyncInFlight) return;
-        if (this.fileSize > this.durableSize) continue;
+        if (this.openCount > 0 || this.unwritten.length > 0) continue;
+        if (this.fileSize > this.durableSize) {
+          this.startFsync();
+          return;
+        }
         await this.finishClose(null);
         return;
       }
-      if (this.openCount === 0 && this.unwritten.length === 0) return;
+      if (!this.kickAgain) return;
     }
     assert(false, 'AOF pump round bound');
   }
 
   /** Write the sealed batches in order, each in one write() (completed if short). False on error. */
-  private async writeUnwritten(): Promise<boolean> {
+  private writeUnwritten(): boolean {
     for (let i = 0; this.unwritten.length > 0; i++) {
       const batch = this.unwritten.peek() as Batch;
       const bytes = batch.bytes;
@@ -744,7 +836,7 @@ export class AofWriter {
         // Each pass writes at least one byte or throws.
         for (let pass = 0; done < bytes.length; pass++) {
           assert(pass <= bytes.length, 'short-write loop bound');
-          const n = await this.file.write(done === 0 ? bytes : bytes.subarray(done));
+          const n = this.file.writeSync(done === 0 ? bytes : bytes.subarray(done));
           if (!(n > 0)) throw errnoError('ENOSPC', `short write: wrote 0 of ${bytes.length - done} bytes`);
           done += n;
         }
@@ -753,7 +845,7 @@ export class AofWriter {
         if (done > 0) {
           // Never leave half a batch: cut back to the end of the last complete one.
           try {
-            await this.file.truncate(start);
+            this.file.truncateSync(start);
           } catch (truncateErr) {
             this.logger.error(
               { file: this.fileName, size: start, err: String(truncateErr) },
@@ -796,24 +888,6 @@ export class AofWriter {
     }
   }
 
-  /** fdatasync inline in the pump. False on error. */
-  private async fsyncNow(epoch: number): Promise<boolean> {
-    const target = { size: this.fileSize, lsn: this.writtenLsnValue };
-    const started = performance.now();
-    try {
-      await this.file.datasync();
-    } catch (err) {
-      this.enterFailure('fsync', asErrno(err), null);
-      return false;
-    }
-    // Another fsync failed meanwhile: trust neither; the retry rewrites and syncs again.
-    if (this.failureEpoch !== epoch) return false;
-    this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
-    if (this.failure !== null && this.unwritten.length === 0) this.recovered();
-    this.fsynced(target);
-    return true;
-  }
-
   private fsynced(target: { size: number; lsn: number }): void {
     if (target.size > this.durableSize) this.durableSize = target.size;
     if (target.lsn > this.fsyncedLsnValue) this.fsyncedLsnValue = target.lsn;
@@ -852,30 +926,8 @@ export class AofWriter {
     if (this.policy !== 'everysec' || this.state !== 'open' || this.failure !== null || this.fsyncInFlight)
       return;
     if (this.fileSize <= this.durableSize) return;
-    this.backgroundFsync();
+    this.startFsync();
   };
-
-  private backgroundFsync(): void {
-    const target = { size: this.fileSize, lsn: this.writtenLsnValue };
-    this.fsyncInFlight = true;
-    this.lastFsyncStartMs = performance.now();
-    const started = this.lastFsyncStartMs;
-    this.file.datasync().then(
-      () => {
-        this.fsyncInFlight = false;
-        this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
-        // After a failed fsync nothing unsynced is trusted until the rewrite: not even this success.
-        if (this.failure === null || !this.failure.needsRewind) this.fsynced(target);
-        if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
-        this.kick();
-      },
-      (err: unknown) => {
-        this.fsyncInFlight = false;
-        this.enterFailure('fsync', asErrno(err), null);
-        this.kick();
-      },
-    );
-  }
 
   // --- errors -----------------------------------------------------------------------------
 
@@ -907,6 +959,7 @@ export class AofWriter {
     if (this.rotation !== null) {
       const r = this.rotation;
       this.rotation = null;
+      this.holdForRotation = false;
       r.done.reject(this.writeFailedError());
     }
     if (this.state === 'closed') return;
@@ -992,6 +1045,7 @@ export class AofWriter {
     try {
       next = await rotation.prepare(this.writtenLsnValue);
     } catch (err) {
+      this.holdForRotation = false;
       rotation.done.reject(err);
       return;
     }
@@ -1002,6 +1056,7 @@ export class AofWriter {
     this.durableSize = next.size;
     this.rebuildableFrom = next.size;
     this.lastFsyncStartMs = performance.now();
+    this.holdForRotation = false;
     rotation.done.resolve();
     try {
       await old.close();

@@ -24,10 +24,16 @@ class MemoryFile implements AofFile {
     this.bytes = Buffer.from(initial);
   }
   async write(buf: Buffer): Promise<number> {
+    return this.writeSync(buf);
+  }
+  writeSync(buf: Buffer): number {
     this.writes++;
     const n = Math.min(buf.length, this.maxWrite);
     this.bytes = Buffer.concat([this.bytes, buf.subarray(0, n)]);
     return n;
+  }
+  truncateSync(length: number): void {
+    this.bytes = this.bytes.subarray(0, length);
   }
   async datasync(): Promise<void> {}
   async sync(): Promise<void> {}

@@ -184,34 +184,66 @@ interface Rotation {
 
 type WriterState = 'open' | 'closing' | 'closed';
 
-function decimalDigits(n: number): number {
-  if (n < 10) return 1;
-  if (n < 100) return 2;
-  if (n < 1000) return 3;
-  if (n < 10000) return 4;
-  if (n < 100000) return 5;
-  if (n < 1000000) return 6;
-  if (n < 10000000) return 7;
-  if (n < 100000000) return 8;
-  if (n < 1000000000) return 9;
-  return String(n).length;
+/** Digits of an integer in 0..2^31-1, by comparisons. */
+function digits32(n: number): number {
+  if (n < 100000) return n < 100 ? (n < 10 ? 1 : 2) : n < 1000 ? 3 : n < 10000 ? 4 : 5;
+  return n < 10000000 ? (n < 1000000 ? 6 : 7) : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
 }
 
-/** Write `n` as ASCII digits at `pos`; returns the position after them. */
+/** Digits of a non-negative safe integer, without making its text (a timestamp has 13). */
+function decimalDigits(n: number): number {
+  return n < 1e9 ? digits32(n) : 9 + digits32(Math.floor(n / 1e9));
+}
+
+/**
+ * Write the non-negative safe integer `n` as ASCII digits at `pos`; returns the position after
+ * them. Above 10^9 it splits into two parts that fit int32 arithmetic, which is twice as fast
+ * as dividing a double by ten thirteen times.
+ */
 function writeDecimal(buf: Buffer, pos: number, n: number): number {
-  if (n < 10) {
-    buf[pos] = 48 + n;
-    return pos + 1;
+  let i: number;
+  let x: number;
+  let end: number;
+  if (n < 1e9) {
+    end = pos + digits32(n);
+    i = end;
+    x = n | 0;
+  } else {
+    const hi = Math.floor(n / 1e9);
+    let lo = (n - hi * 1e9) | 0;
+    end = pos + 9 + digits32(hi);
+    i = end;
+    for (let k = 0; k < 9; k++) {
+      const q = (lo / 10) | 0;
+      buf[--i] = 48 + lo - q * 10;
+      lo = q;
+    }
+    x = hi | 0;
   }
-  const end = pos + decimalDigits(n);
-  let i = end;
-  let v = n;
-  while (v > 0) {
-    const q = Math.floor(v / 10);
-    buf[--i] = 48 + (v - q * 10);
-    v = q;
-  }
+  do {
+    const q = (x / 10) | 0;
+    buf[--i] = 48 + x - q * 10;
+    x = q;
+  } while (x > 0);
   return end;
+}
+
+/** Arguments up to this length are checked and copied byte by byte in JS. */
+const SHORT_ARG_CHARS = 32;
+
+/** A record's number argument is its decimal text: digits for a non-negative safe integer, else String(n). */
+function numberLength(n: number): number {
+  return Number.isSafeInteger(n) && n >= 0 ? decimalDigits(n) : String(n).length;
+}
+
+function writeNumber(buf: Buffer, pos: number, n: number): number {
+  if (Number.isSafeInteger(n) && n >= 0) return writeDecimal(buf, pos, n);
+  return pos + buf.write(String(n), pos, 'latin1');
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 function errnoError(code: string, message: string): NodeJS.ErrnoException {
@@ -380,7 +412,16 @@ export class AofWriter {
     let size = 3 + decimalDigits(argc);
     for (let i = 0; i < argc; i++) {
       const arg = argv[i] as Arg;
-      const len = typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length;
+      // A string's UTF-8 length equals its length exactly when it is all ASCII;
+      // short ones are checked here in JS, long ones by Buffer.byteLength.
+      const len =
+        typeof arg === 'number'
+          ? numberLength(arg)
+          : typeof arg !== 'string'
+            ? arg.length
+            : arg.length <= SHORT_ARG_CHARS && isAscii(arg)
+              ? arg.length
+              : Buffer.byteLength(arg);
       lengths[i] = len;
       size += 5 + decimalDigits(len) + len;
     }
@@ -398,8 +439,15 @@ export class AofWriter {
       p = writeDecimal(buf, p, len);
       buf[p++] = CR;
       buf[p++] = LF;
-      if (typeof arg === 'string') p += buf.write(arg, p, len, 'utf8');
-      else p += arg.copy(buf, p);
+      if (typeof arg === 'number') p = writeNumber(buf, p, arg);
+      else if (len <= SHORT_ARG_CHARS && (typeof arg !== 'string' || len === arg.length)) {
+        // Short ASCII text or bytes: a JS loop beats a call into C++ for a few bytes.
+        if (typeof arg === 'string') for (let j = 0; j < len; j++) buf[p++] = arg.charCodeAt(j);
+        else for (let j = 0; j < len; j++) buf[p++] = arg[j] as number;
+      } else if (typeof arg !== 'string') p += arg.copy(buf, p);
+      else if (len === arg.length)
+        p += buf.write(arg, p, len, 'latin1'); // ASCII: one byte a char
+      else p += buf.write(arg, p, len, 'utf8');
       buf[p++] = CR;
       buf[p++] = LF;
     }

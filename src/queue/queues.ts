@@ -10,7 +10,7 @@ import type { Hash } from 'node:crypto';
 import { AofqError } from '../errors/index.js';
 import { assert } from '../util/assert.js';
 import { LIMITS } from '../util/limits.js';
-import type { ApplyContext, Record, Snapshottable, StateMachine } from '../util/state.js';
+import type { ApplyContext, Record, RecordArg, Snapshottable, StateMachine } from '../util/state.js';
 import { buildRecord, COMMANDS, type Command, isCommand, LONE_SURROGATE, RecordReader } from './codec.js';
 import {
   checkDeadLetter,
@@ -63,7 +63,7 @@ export interface QueuesOptions {
 
 export interface Executed<R extends QueueRequest> {
   result: QueueResult<R>;
-  records: Array<Array<Buffer | string>>;
+  records: RecordArg[][];
 }
 
 /** Failure texts (failedReason, one stack trace, a consumer name) are capped. */
@@ -167,8 +167,8 @@ export class Queues implements StateMachine, Snapshottable {
   }
 
   /** Leader timers: expires due leases (one record each) and promotes due delayed jobs. */
-  tick(ctx: ApplyContext): { records: Array<Array<Buffer | string>> } {
-    const records: Array<Array<Buffer | string>> = [];
+  tick(ctx: ApplyContext): { records: RecordArg[][] } {
+    const records: RecordArg[][] = [];
     for (const queue of [...this.queues.values()]) this.runTimers(queue, ctx.nowMs, records);
     return { records };
   }
@@ -187,7 +187,7 @@ export class Queues implements StateMachine, Snapshottable {
     decodeRecordChunk(chunk, (record) => this.replay(record));
   }
 
-  *snapshotRecords(_nowMs: number): Iterable<Array<Buffer | string>> {
+  *snapshotRecords(_nowMs: number): Iterable<RecordArg[]> {
     for (const name of [...this.queues.keys()].sort()) {
       const queue = this.queues.get(name);
       if (queue === undefined) continue;
@@ -214,7 +214,7 @@ export class Queues implements StateMachine, Snapshottable {
     if (!isPlainObject(request) || typeof request.op !== 'string')
       throw requestInvalid('request must have an op');
     if (!Number.isSafeInteger(ctx.nowMs) || ctx.nowMs < 0) throw requestInvalid('nowMs must be an integer');
-    const records: Array<Array<Buffer | string>> = [];
+    const records: RecordArg[][] = [];
     const result = this.decide(request as QueueRequest, ctx.nowMs, records);
     return { result: result as QueueResult<R>, records };
   }
@@ -222,11 +222,7 @@ export class Queues implements StateMachine, Snapshottable {
   // ---------------------------------------------------------------- leader: decisions
 
   /** Builds the record for `args`, applies it through the same apply code as replay, and logs it. */
-  private commit(
-    records: Array<Array<Buffer | string>>,
-    command: Command,
-    args: ReadonlyArray<string | number>,
-  ): unknown {
+  private commit(records: RecordArg[][], command: Command, args: ReadonlyArray<string | number>): unknown {
     const record = buildRecord(command, args);
     // The leader's own arguments hold JSON texts it has just serialized: apply skips re-parsing them.
     this.trusted = true;
@@ -239,7 +235,16 @@ export class Queues implements StateMachine, Snapshottable {
     }
   }
 
+  /** A valid queue name, or AOFQ_ERR_QUEUE_INVALID_NAME; a queue that exists had its name checked when it was made. */
+  private queueName(name: unknown): string {
+    if (typeof name === 'string' && this.queues.has(name)) return name;
+    return checkQueueName(name);
+  }
+
   private existing(name: unknown): QueueState {
+    // A queue that exists had its name checked when it was made.
+    const known = typeof name === 'string' ? this.queues.get(name) : undefined;
+    if (known !== undefined) return known;
     const queueName = checkQueueName(name);
     const queue = this.queues.get(queueName);
     if (queue === undefined) throw new AofqError('AOFQ_ERR_QUEUE_NOT_FOUND', { queue: queueName });
@@ -266,7 +271,7 @@ export class Queues implements StateMachine, Snapshottable {
   private decide(
     request: QueueRequest,
     nowMs: number,
-    records: Array<Array<Buffer | string>>,
+    records: RecordArg[][],
   ): ResultMap[QueueRequest['op']] {
     switch (request.op) {
       case 'add':
@@ -431,12 +436,8 @@ export class Queues implements StateMachine, Snapshottable {
     }
   }
 
-  private decideAdd(
-    request: Extract<QueueRequest, { op: 'add' }>,
-    nowMs: number,
-    records: Array<Array<Buffer | string>>,
-  ) {
-    const name = checkQueueName(request.queue);
+  private decideAdd(request: Extract<QueueRequest, { op: 'add' }>, nowMs: number, records: RecordArg[][]) {
+    const name = this.queueName(request.queue);
     const queue = this.queues.get(name);
     const config = queue?.config ?? QUEUE_CONFIG_DEFAULTS;
     if (
@@ -497,9 +498,9 @@ export class Queues implements StateMachine, Snapshottable {
   private decideLease(
     request: Extract<QueueRequest, { op: 'lease' }>,
     nowMs: number,
-    records: Array<Array<Buffer | string>>,
+    records: RecordArg[][],
   ) {
-    const name = checkQueueName(request.queue);
+    const name = this.queueName(request.queue);
     const count = request.count ?? 1;
     if (!Number.isSafeInteger(count) || count < 1 || count > LIMITS.jobsPerLease) {
       throw leaseInvalid(`count must be an integer in 1..${LIMITS.jobsPerLease}`);
@@ -555,11 +556,7 @@ export class Queues implements StateMachine, Snapshottable {
     return { outcome: 'dead', retryAt: 0, deadLetterId: String((target?.idCounter ?? 0) + 1) };
   }
 
-  private decideNack(
-    request: Extract<QueueRequest, { op: 'nack' }>,
-    nowMs: number,
-    records: Array<Array<Buffer | string>>,
-  ) {
+  private decideNack(request: Extract<QueueRequest, { op: 'nack' }>, nowMs: number, records: RecordArg[][]) {
     const queue = this.existing(request.queue);
     const job = this.leased(queue, request.id, request.token, nowMs);
     const failedReason = checkText(request.failedReason, 'failedReason', false);
@@ -587,7 +584,7 @@ export class Queues implements StateMachine, Snapshottable {
   private decideRedrive(
     request: Extract<QueueRequest, { op: 'redrive' }>,
     nowMs: number,
-    records: Array<Array<Buffer | string>>,
+    records: RecordArg[][],
   ) {
     const queue = this.existing(request.queue);
     const count = checkCount(request.count, LIMITS.jobsPerPage, LIMITS.jobsPerAdminCall, 'count');
@@ -653,7 +650,7 @@ export class Queues implements StateMachine, Snapshottable {
   }
 
   /** Expires due leases (one record each) and promotes due delayed jobs of one queue. Bounded per call. */
-  private runTimers(queue: QueueState, nowMs: number, records: Array<Array<Buffer | string>>): void {
+  private runTimers(queue: QueueState, nowMs: number, records: RecordArg[][]): void {
     for (let i = 0; i < LIMITS.jobsPerAdminCall; i++) {
       const job = queue.first(StateCode.Active);
       if (job === undefined || job.sortKey > nowMs) break;
@@ -733,7 +730,7 @@ export class Queues implements StateMachine, Snapshottable {
 
   private readQueueName(reader: RecordReader): string {
     const name = reader.string('queue', LIMITS.queueNameMaxBytes);
-    if (!QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
+    if (!this.queues.has(name) && !QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
     return name;
   }
 

@@ -452,13 +452,13 @@ function digest(queues: Queues): string {
 
 interface RunOutcome {
   queues: Queues;
-  records: Array<Array<Buffer | string>>;
+  records: Array<Array<Buffer | string | number>>;
 }
 
 function runAgainstModel(drafts: Draft[], limited: boolean): RunOutcome {
   const model = new Model(limited);
   const queues = new Queues({ random: () => 0.5 });
-  const records: Array<Array<Buffer | string>> = [];
+  const records: Array<Array<Buffer | string | number>> = [];
   const config = {
     maxAttempts: MAX_ATTEMPTS,
     backoff: { type: 'fixed' as const, delay: BACKOFF_MS },
@@ -549,7 +549,7 @@ describe('replay determinism with dead-lettering and jitter', () => {
             return state / 2147483647;
           };
           const queues = new Queues({ random });
-          const records: Array<Array<Buffer | string>> = [];
+          const records: Array<Array<Buffer | string | number>> = [];
           let nowMs = START;
           const config = {
             deadLetterQueue: 'dlq',

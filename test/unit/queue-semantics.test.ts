@@ -18,7 +18,7 @@ const START = 1_700_000_000_000;
 
 class Harness {
   now = START;
-  readonly records: Array<Array<Buffer | string>> = [];
+  readonly records: Array<Array<Buffer | string | number>> = [];
   readonly events: Array<[string, QueueEvent]> = [];
   readonly queues: Queues;
 
@@ -80,7 +80,7 @@ function codeOf(fn: () => unknown): string {
   throw new Error('expected an AofqError');
 }
 
-function replayed(records: Array<Array<Buffer | string>>): Queues {
+function replayed(records: Array<Array<Buffer | string | number>>): Queues {
   const queues = new Queues();
   for (const record of records) queues.replay(recordToBytes(record));
   return queues;

@@ -511,6 +511,7 @@ describe('startup', () => {
     servers.push(server);
     const seen: Array<{ status: number; doneBytes: number; totalBytes: number; loading: boolean }> = [];
     let loadingMetrics = '';
+    let wsWhileLoading = '';
     const deadline = Date.now() + 60_000;
     for (;;) {
       let response: Response;
@@ -527,6 +528,14 @@ describe('startup', () => {
       if (loadingMetrics === '' && body.doneBytes > 0) {
         const metrics = await fetch(`${server.url}/metrics`);
         if (metrics.status === 200) loadingMetrics = await metrics.text();
+        // A WebSocket upgrade while loading is refused like any API call: 503.
+        wsWhileLoading = await WsTestClient.connect(server.wsUrl).then(
+          (client) => {
+            client.socket.terminate();
+            return 'connected';
+          },
+          (err: Error) => err.message,
+        );
       }
       if (Date.now() > deadline) throw new Error(`never ready: ${JSON.stringify(seen.slice(-3))}`);
     }
@@ -544,6 +553,7 @@ describe('startup', () => {
     expect(sample(loadingMetrics, 'aofq_aof_loading')).toBe(1);
     expect(sample(loadingMetrics, 'aofq_aof_load_total_bytes')).toBe(totalBytes);
     expect(sample(loadingMetrics, 'aofq_aof_load_done_bytes')).toBeGreaterThan(0);
+    expect(wsWhileLoading).toMatch(/Unexpected server response: 503/);
     await server.stop('SIGTERM');
   });
 });

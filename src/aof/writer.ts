@@ -71,6 +71,8 @@ export interface WriterOptions {
   clock: Clock;
   logger: Logger;
   timing?: Partial<WriterTiming>;
+  /** Called after every successful fdatasync of the AOF with its latency in µs (metrics); must not throw. */
+  onFsync?: (latencyUs: number) => void;
 }
 
 /** What rotation hands back: the new file, already holding its header, fsynced and named by the manifest. */
@@ -334,6 +336,7 @@ export class AofWriter {
   private lastFsyncLatencyUsValue = 0;
   private bytesWrittenValue = 0;
   private lastWriteErrorValue: string | null = null;
+  private readonly onFsync: ((latencyUs: number) => void) | undefined;
 
   constructor(opts: WriterOptions) {
     assertUint(opts.size, 'writer size');
@@ -354,6 +357,7 @@ export class AofWriter {
     this.rebuildableFrom = opts.size;
     this.chunk = Buffer.allocUnsafe(this.timing.arenaChunkBytes);
     this.lastFsyncStartMs = performance.now();
+    this.onFsync = opts.onFsync;
   }
 
   // --- public surface -----------------------------------------------------------------
@@ -763,6 +767,7 @@ export class AofWriter {
       () => {
         this.fsyncInFlight = false;
         this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
+        this.onFsync?.(this.lastFsyncLatencyUsValue);
         // After a failed fsync nothing unsynced is trusted until it is written again: not even this
         // success. A write error that arrived meanwhile does not touch what this fsync covered.
         const f = this.failure;

@@ -815,14 +815,7 @@ export class AofEngine {
     const file = await this.fs.open(filePath, 'append');
     try {
       await file.truncate(0);
-      let written = 0;
-      for (let pass = 0; written < header.length; pass++) {
-        assert(pass <= header.length, 'header write loop bound');
-        const n = await file.write(written === 0 ? header : header.subarray(written));
-        if (!(n > 0)) throw new Error(`short write of ${entry.name}`);
-        written += n;
-      }
-      await file.sync();
+      await writeHeader(file, header, entry.name);
     } catch (err) {
       // Named by the manifest: never remove it; the next start tries again.
       await file.close().catch(() => undefined);
@@ -892,14 +885,7 @@ export class AofEngine {
     const file = await this.fs.open(filePath, 'append');
     try {
       await file.truncate(0);
-      let written = 0;
-      for (let pass = 0; written < header.length; pass++) {
-        assert(pass <= header.length, 'header write loop bound');
-        const n = await file.write(written === 0 ? header : header.subarray(written));
-        if (!(n > 0)) throw new Error(`short write of ${name}`);
-        written += n;
-      }
-      await file.sync();
+      await writeHeader(file, header, name);
     } catch (err) {
       // Never named by a manifest: nothing refers to it.
       await file.close().catch(() => undefined);
@@ -931,4 +917,16 @@ export class AofEngine {
     }
     return created;
   }
+}
+
+/** Write a file's header (completing short writes) and fsync it. */
+async function writeHeader(file: AofFile, header: Buffer, name: string): Promise<void> {
+  let written = 0;
+  for (let pass = 0; written < header.length; pass++) {
+    assert(pass <= header.length, 'header write loop bound');
+    const n = await file.write(written === 0 ? header : header.subarray(written));
+    if (!(n > 0)) throw new Error(`short write of ${name}`);
+    written += n;
+  }
+  await file.sync();
 }

@@ -792,19 +792,7 @@ export async function loadAof(
       type: entry.type,
       lsnBefore: lastLsn,
       ...(entry.startLsn !== undefined ? { entryStartLsn: entry.startLsn } : {}),
-      onRecord: (argv, lsn, start) => {
-        try {
-          sink.record(argv, lsn);
-        } catch (err) {
-          if (err instanceof AssertionError) throw err;
-          const reason = err instanceof Error ? err.message : String(err);
-          throw new AofqError(
-            'AOFQ_ERR_AOF_BAD_RECORD',
-            { file: entry.name, offset: start, lsn, reason },
-            { cause: err },
-          );
-        }
-      },
+      onRecord: deliverTo(sink, entry.name),
       onProgress: (done) => sink.progress?.(doneBefore + done, totalBytes),
     });
     records += scan.records;
@@ -859,6 +847,23 @@ export async function loadAof(
   return { manifest, lastLsn, lastFile, truncated, totalBytes, imported, records };
 }
 
+/** Hand a file's records to the sink; a record the state machine rejects becomes AOFQ_ERR_AOF_BAD_RECORD with its place. */
+function deliverTo(sink: LoadSink, fileName: string): (argv: Buffer[], lsn: number, start: number) => void {
+  return (argv, lsn, start) => {
+    try {
+      sink.record(argv, lsn);
+    } catch (err) {
+      if (err instanceof AssertionError) throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new AofqError(
+        'AOFQ_ERR_AOF_BAD_RECORD',
+        { file: fileName, offset: start, lsn, reason },
+        { cause: err },
+      );
+    }
+  };
+}
+
 /** The aofq header of a file (its first line), or null if it has none. */
 export async function readFileHeader(fs: FsLayer, filePath: string): Promise<FileHeader | null> {
   const head = await firstBytes(fs, filePath, LONGEST_ANNOTATION);
@@ -910,19 +915,7 @@ export async function loadAofFiles(
       type: file.type,
       lsnBefore: lastLsn,
       ...(file.startLsn !== undefined ? { entryStartLsn: file.startLsn } : {}),
-      onRecord: (argv, lsn, start) => {
-        try {
-          sink.record(argv, lsn);
-        } catch (err) {
-          if (err instanceof AssertionError) throw err;
-          const reason = err instanceof Error ? err.message : String(err);
-          throw new AofqError(
-            'AOFQ_ERR_AOF_BAD_RECORD',
-            { file: file.name, offset: start, lsn, reason },
-            { cause: err },
-          );
-        }
-      },
+      onRecord: deliverTo(sink, file.name),
     });
     const d = scan.defect;
     if (d !== null) throw corrupt(file.name, d.offset, d.reason, 'none: the file is closed', d.lsn);

@@ -68,6 +68,8 @@ export interface AofEngineOptions {
   snapshotter?: Snapshotter;
   /** How often the auto-rewrite check runs (Redis's serverCron); default 1000 ms. */
   rewriteCronMs?: number;
+  /** Called after every successful fdatasync of the incr file, with its latency in µs (metrics). */
+  onFsync?: (latencyUs: number) => void;
 }
 
 /** How a rewrite was asked for: by BGREWRITEAOF (resets the failure count) or by the growth rule. */
@@ -87,6 +89,7 @@ export class AofEngine {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly timing: Partial<WriterTiming>;
+  private readonly onFsync: ((latencyUs: number) => void) | undefined;
   private readonly dirPath: string;
   private state: EngineState = 'new';
   private writer: AofWriter | null = null;
@@ -141,6 +144,7 @@ export class AofEngine {
     this.logger = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? systemClock;
     this.timing = opts.timing ?? {};
+    this.onFsync = opts.onFsync;
     this.dirPath = aofDirPath(cfg);
     this.policy = cfg.appendfsync;
     this.snapshotter = opts.snapshotter ?? null;
@@ -754,6 +758,13 @@ export class AofEngine {
     this.rewriteBaseBytes = this.manifest.baseSize ?? this.baseBytes;
     let lastLsn = result.lastLsn;
     const lastFile = result.lastFile;
+    if (last !== undefined && lastFile !== null && lastFile.name === last.name && lastFile.header === null) {
+      const repaired = await this.repairTornHeader(last, lastLsn);
+      if (repaired !== null) {
+        this.otherFilesBytes = result.totalBytes - lastFile.size;
+        return this.makeWriter(repaired.file, last.name, repaired.size, lastLsn);
+      }
+    }
     if (
       last !== undefined &&
       lastFile !== null &&
@@ -782,6 +793,46 @@ export class AofEngine {
     const created = await this.createIncr(seq, lastLsn);
     this.logger.info({ file: created.fileName, lsn: lastLsn }, 'Started a new AOF incr file');
     return this.makeWriter(created.file, created.fileName, created.size, lastLsn);
+  }
+
+  /**
+   * The last incr file holds nothing but the start of its own header (disk
+   * damage: the header is fsynced before the manifest names the file, so a
+   * crash alone never leaves this). It holds no records, and the manifest
+   * says where it starts: write the whole header again, fsync, and append to
+   * it. Anything else without a header is left alone (null): a file written
+   * by Redis, or damage that the loader has already refused.
+   */
+  private async repairTornHeader(
+    entry: ManifestEntry,
+    lastLsn: number,
+  ): Promise<{ file: AofFile; size: number } | null> {
+    if (entry.type !== 'i' || entry.startLsn === undefined || entry.startLsn !== lastLsn) return null;
+    const filePath = path.join(this.dirPath, entry.name);
+    const header = encodeFileHeader({ kind: 'incr', lsn: entry.startLsn });
+    const bytes = await this.fs.readFile(filePath);
+    if (bytes.length >= header.length || !header.subarray(0, bytes.length).equals(bytes)) return null;
+    const file = await this.fs.open(filePath, 'append');
+    try {
+      await file.truncate(0);
+      let written = 0;
+      for (let pass = 0; written < header.length; pass++) {
+        assert(pass <= header.length, 'header write loop bound');
+        const n = await file.write(written === 0 ? header : header.subarray(written));
+        if (!(n > 0)) throw new Error(`short write of ${entry.name}`);
+        written += n;
+      }
+      await file.sync();
+    } catch (err) {
+      // Named by the manifest: never remove it; the next start tries again.
+      await file.close().catch(() => undefined);
+      throw err;
+    }
+    this.logger.warn(
+      { file: entry.name, bytesFound: bytes.length, lsn: entry.startLsn },
+      'The last AOF file held only part of its header; wrote the header again',
+    );
+    return { file, size: header.length };
   }
 
   /** A new directory: Redis 7's first files, base seq 1 and incr seq 1, then the manifest. */
@@ -826,6 +877,7 @@ export class AofEngine {
       clock: this.clock,
       logger: this.logger,
       timing: this.timing,
+      onFsync: this.onFsync,
     });
   }
 

@@ -10,6 +10,14 @@ import * as fsp from 'node:fs/promises';
 export interface AofFile {
   /** Write all of `buf` at the end (append mode) or at `position`. Resolves with the bytes written, which may be fewer (a short write). */
   write(buf: Buffer, position?: number): Promise<number>;
+  /**
+   * write(2) at the end (append mode), on the calling thread: returns the bytes written, which
+   * may be fewer (a short write); throws the errno error. The incr writer uses it, as Redis does,
+   * because a write into the page cache takes microseconds and a thread-pool round trip does not.
+   */
+  writeSync(buf: Buffer): number;
+  /** ftruncate(2) on the calling thread (the writer's error path: cut off a half-written batch). */
+  truncateSync(length: number): void;
   /** fdatasync(2). */
   datasync(): Promise<void>;
   /** fsync(2). */
@@ -65,6 +73,12 @@ class RealFile implements AofFile {
   constructor(private readonly fd: number) {}
   write(buf: Buffer, position?: number): Promise<number> {
     return writeAsync(this.fd, buf, position ?? null);
+  }
+  writeSync(buf: Buffer): number {
+    return fs.writeSync(this.fd, buf, 0, buf.length, null);
+  }
+  truncateSync(length: number): void {
+    fs.ftruncateSync(this.fd, length);
   }
   datasync(): Promise<void> {
     return fdOp(fs.fdatasync, this.fd);

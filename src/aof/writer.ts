@@ -6,9 +6,15 @@
  * write and fsync errors: refuse new records, keep what was appended in
  * memory, undo half-written batches, retry until the disk accepts them again.
  *
- * All file mutation happens in one sequential loop (`pump`), so at most one
- * write is in flight; everysec's background fdatasync is the one operation that
- * runs beside it. Records are encoded straight into an arena of large chunks;
+ * As in Redis, write(2) runs on the event-loop thread, once a turn
+ * (`flush`, from setImmediate): a write into the page cache takes
+ * microseconds, a thread-pool round trip does not, and a reply waits for its
+ * write. fdatasync runs in the thread pool, one at a time, beside the writes:
+ * under `always` the next one starts the moment the previous one returns,
+ * covering every batch written meanwhile. The slow paths (retry after an
+ * error, rotation, close) run one at a time in `pump`. Under everysec a write
+ * behind a pending fsync is postponed for up to 2 s, as Redis does. Records
+ * are encoded straight into an arena of large chunks;
  * a batch is a view of its chunk that holds `[#TS:..][#aofq b ..][records]`,
  * kept until it is fsynced so that it can be written again after an fsync
  * error (after a failed fsync Linux may drop the dirty pages: "fsyncgate").
@@ -65,6 +71,8 @@ export interface WriterOptions {
   clock: Clock;
   logger: Logger;
   timing?: Partial<WriterTiming>;
+  /** Called after every successful fdatasync of the AOF with its latency in µs (metrics); must not throw. */
+  onFsync?: (latencyUs: number) => void;
 }
 
 /** What rotation hands back: the new file, already holding its header, fsynced and named by the manifest. */
@@ -178,34 +186,66 @@ interface Rotation {
 
 type WriterState = 'open' | 'closing' | 'closed';
 
-function decimalDigits(n: number): number {
-  if (n < 10) return 1;
-  if (n < 100) return 2;
-  if (n < 1000) return 3;
-  if (n < 10000) return 4;
-  if (n < 100000) return 5;
-  if (n < 1000000) return 6;
-  if (n < 10000000) return 7;
-  if (n < 100000000) return 8;
-  if (n < 1000000000) return 9;
-  return String(n).length;
+/** Digits of an integer in 0..2^31-1, by comparisons. */
+function digits32(n: number): number {
+  if (n < 100000) return n < 100 ? (n < 10 ? 1 : 2) : n < 1000 ? 3 : n < 10000 ? 4 : 5;
+  return n < 10000000 ? (n < 1000000 ? 6 : 7) : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
 }
 
-/** Write `n` as ASCII digits at `pos`; returns the position after them. */
+/** Digits of a non-negative safe integer, without making its text (a timestamp has 13). */
+function decimalDigits(n: number): number {
+  return n < 1e9 ? digits32(n) : 9 + digits32(Math.floor(n / 1e9));
+}
+
+/**
+ * Write the non-negative safe integer `n` as ASCII digits at `pos`; returns the position after
+ * them. Above 10^9 it splits into two parts that fit int32 arithmetic, which is twice as fast
+ * as dividing a double by ten thirteen times.
+ */
 function writeDecimal(buf: Buffer, pos: number, n: number): number {
-  if (n < 10) {
-    buf[pos] = 48 + n;
-    return pos + 1;
+  let i: number;
+  let x: number;
+  let end: number;
+  if (n < 1e9) {
+    end = pos + digits32(n);
+    i = end;
+    x = n | 0;
+  } else {
+    const hi = Math.floor(n / 1e9);
+    let lo = (n - hi * 1e9) | 0;
+    end = pos + 9 + digits32(hi);
+    i = end;
+    for (let k = 0; k < 9; k++) {
+      const q = (lo / 10) | 0;
+      buf[--i] = 48 + lo - q * 10;
+      lo = q;
+    }
+    x = hi | 0;
   }
-  const end = pos + decimalDigits(n);
-  let i = end;
-  let v = n;
-  while (v > 0) {
-    const q = Math.floor(v / 10);
-    buf[--i] = 48 + (v - q * 10);
-    v = q;
-  }
+  do {
+    const q = (x / 10) | 0;
+    buf[--i] = 48 + x - q * 10;
+    x = q;
+  } while (x > 0);
   return end;
+}
+
+/** Arguments up to this length are checked and copied byte by byte in JS. */
+const SHORT_ARG_CHARS = 32;
+
+/** A record's number argument is its decimal text: digits for a non-negative safe integer, else String(n). */
+function numberLength(n: number): number {
+  return Number.isSafeInteger(n) && n >= 0 ? decimalDigits(n) : String(n).length;
+}
+
+function writeNumber(buf: Buffer, pos: number, n: number): number {
+  if (Number.isSafeInteger(n) && n >= 0) return writeDecimal(buf, pos, n);
+  return pos + buf.write(String(n), pos, 'latin1');
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 function errnoError(code: string, message: string): NodeJS.ErrnoException {
@@ -268,6 +308,8 @@ export class AofWriter {
   private immediateScheduled = false;
   private syncRequestedLsn = 0;
   private rotation: Rotation | null = null;
+  /** A rotation fixed its boundary: appends wait in memory until the new file is in place. */
+  private holdForRotation = false;
   private closeDone: Deferred | null = null;
   private closeError: AofqError | null = null;
   /** An error while closing: the pump ends the close with it. */
@@ -294,6 +336,7 @@ export class AofWriter {
   private lastFsyncLatencyUsValue = 0;
   private bytesWrittenValue = 0;
   private lastWriteErrorValue: string | null = null;
+  private readonly onFsync: ((latencyUs: number) => void) | undefined;
 
   constructor(opts: WriterOptions) {
     assertUint(opts.size, 'writer size');
@@ -314,6 +357,7 @@ export class AofWriter {
     this.rebuildableFrom = opts.size;
     this.chunk = Buffer.allocUnsafe(this.timing.arenaChunkBytes);
     this.lastFsyncStartMs = performance.now();
+    this.onFsync = opts.onFsync;
   }
 
   // --- public surface -----------------------------------------------------------------
@@ -372,7 +416,16 @@ export class AofWriter {
     let size = 3 + decimalDigits(argc);
     for (let i = 0; i < argc; i++) {
       const arg = argv[i] as Arg;
-      const len = typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length;
+      // A string's UTF-8 length equals its length exactly when it is all ASCII;
+      // short ones are checked here in JS, long ones by Buffer.byteLength.
+      const len =
+        typeof arg === 'number'
+          ? numberLength(arg)
+          : typeof arg !== 'string'
+            ? arg.length
+            : arg.length <= SHORT_ARG_CHARS && isAscii(arg)
+              ? arg.length
+              : Buffer.byteLength(arg);
       lengths[i] = len;
       size += 5 + decimalDigits(len) + len;
     }
@@ -390,8 +443,15 @@ export class AofWriter {
       p = writeDecimal(buf, p, len);
       buf[p++] = CR;
       buf[p++] = LF;
-      if (typeof arg === 'string') p += buf.write(arg, p, len, 'utf8');
-      else p += arg.copy(buf, p);
+      if (typeof arg === 'number') p = writeNumber(buf, p, arg);
+      else if (len <= SHORT_ARG_CHARS && (typeof arg !== 'string' || len === arg.length)) {
+        // Short ASCII text or bytes: a JS loop beats a call into C++ for a few bytes.
+        if (typeof arg === 'string') for (let j = 0; j < len; j++) buf[p++] = arg.charCodeAt(j);
+        else for (let j = 0; j < len; j++) buf[p++] = arg[j] as number;
+      } else if (typeof arg !== 'string') p += arg.copy(buf, p);
+      else if (len === arg.length)
+        p += buf.write(arg, p, len, 'latin1'); // ASCII: one byte a char
+      else p += buf.write(arg, p, len, 'utf8');
       buf[p++] = CR;
       buf[p++] = LF;
     }
@@ -583,7 +643,9 @@ export class AofWriter {
 
   private readonly onImmediate = (): void => {
     this.immediateScheduled = false;
-    this.kick();
+    // The common case stays on the fast path: write this turn's batch now.
+    if (this.pumping || this.failure !== null || this.state !== 'open' || this.rotation !== null) this.kick();
+    else this.flush(false);
   };
 
   /** Close the open batch: prefix it with its annotation (and a `#TS:` line when the second changed). */
@@ -627,7 +689,117 @@ export class AofWriter {
     this.batchStart = this.offset;
   }
 
-  // --- the pump ------------------------------------------------------------------------
+  // --- flushing: writes on this thread, fsyncs in the thread pool ---------------------------
+
+  /**
+   * Seal the open batch and write every sealed batch with write(2) on this
+   * thread, then start an fdatasync if one is due. Writes go on while an
+   * fdatasync is in flight (it covers what was written before it started),
+   * so under `always` the next fdatasync starts the moment the previous one
+   * returns. Not here: everysec's postponement behind a pending fsync, a
+   * rotation's boundary, and a standing failure (unless `retry`, the pump's
+   * retry round) hold the writes. Returns false when it failed or held.
+   */
+  private flush(retry: boolean): boolean {
+    if (this.state === 'closed' || this.holdForRotation) return false;
+    if (this.failure !== null && !retry) return false;
+    const hasWork = this.openCount > 0 || this.unwritten.length > 0;
+    if (hasWork && this.policy === 'everysec' && this.fsyncInFlight && this.state === 'open') {
+      // Redis: a write() behind a pending fsync may block; wait up to 2 s for it, then write anyway.
+      const now = performance.now();
+      if (this.postponeStartMs === 0) this.postponeStartMs = now;
+      const waited = now - this.postponeStartMs;
+      if (waited < this.timing.maxFsyncPostponeMs) {
+        if (this.postponeTimer === null) {
+          this.postponeTimer = setTimeout(
+            () => {
+              this.postponeTimer = null;
+              this.kick();
+            },
+            this.timing.maxFsyncPostponeMs - waited + 1,
+          );
+        }
+        return false;
+      }
+      this.delayedFsyncCount++;
+      this.logger.warn(
+        { file: this.fileName },
+        'Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down aofq.',
+      );
+    }
+    this.postponeStartMs = 0;
+    this.clearTimer('postponeTimer');
+    if (this.openCount > 0) this.sealOpen();
+    if (this.unwritten.length > 0 && !this.writeUnwritten()) return false;
+    this.startFsyncIfDue();
+    if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
+    return true;
+  }
+
+  /** Start an fdatasync when something written is not durable and a reason asks for one now. */
+  private startFsyncIfDue(): void {
+    if (this.fsyncInFlight || this.fileSize <= this.durableSize || this.state === 'closed') return;
+    const due =
+      this.policy === 'always' ||
+      this.failure?.needsFsync === true ||
+      this.syncRequestedLsn > this.fsyncedLsnValue ||
+      this.state === 'closing' ||
+      this.rotation !== null;
+    if (due) this.startFsync();
+  }
+
+  /**
+   * One fdatasync in the thread pool, covering everything written before it
+   * starts. Exactly one is in flight at a time: a second one on the same
+   * descriptor could consume the error of a writeback that the first one's
+   * range needed (Linux reports a writeback error once per open file), and a
+   * success could then be trusted that should not be.
+   */
+  private startFsync(): void {
+    assert(!this.fsyncInFlight, 'one fsync in flight');
+    const target = { size: this.fileSize, lsn: this.writtenLsnValue };
+    const epoch = this.failureEpoch;
+    this.fsyncInFlight = true;
+    this.clearTimer('everysecTimer');
+    this.lastFsyncStartMs = performance.now();
+    const started = this.lastFsyncStartMs;
+    this.file.datasync().then(
+      () => {
+        this.fsyncInFlight = false;
+        this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
+        this.onFsync?.(this.lastFsyncLatencyUsValue);
+        // After a failed fsync nothing unsynced is trusted until it is written again: not even this
+        // success. A write error that arrived meanwhile does not touch what this fsync covered.
+        const f = this.failure;
+        const trusted = f === null || (!f.needsRewind && (this.failureEpoch === epoch || !f.needsFsync));
+        if (trusted) {
+          // Recovered before any waiter runs: a waiter sees the engine writable again.
+          const clean = f !== null && this.failureEpoch === epoch && f.truncateTo === null;
+          if (clean && this.unwritten.length === 0 && this.openCount === 0) this.recovered();
+          this.fsynced(target);
+        }
+        this.afterFsync();
+      },
+      (err: unknown) => {
+        this.fsyncInFlight = false;
+        this.enterFailure('fsync', asErrno(err), null);
+        this.afterFsync();
+      },
+    );
+  }
+
+  /** An fsync returned: held writes may go, another fsync may be due, the pump may finish a rotation or close. */
+  private afterFsync(): void {
+    if (this.pumping || this.failure !== null || this.state !== 'open' || this.rotation !== null) {
+      this.kick();
+      return;
+    }
+    if (this.openCount > 0 || this.unwritten.length > 0) this.flush(false);
+    else this.startFsyncIfDue();
+    if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
+  }
+
+  // --- the pump: retries, rotation and close ------------------------------------------------
 
   private kick(): void {
     if (this.pumping) {
@@ -650,8 +822,13 @@ export class AofWriter {
     );
   }
 
+  /**
+   * The slow paths, one at a time: a retry after an error (cut the file,
+   * write again), a rotation (flush and fsync the old file, switch), a close.
+   * It waits for nothing but its own steps; an fsync's return kicks it again.
+   */
   private async pump(): Promise<void> {
-    // Each round either makes progress on disk or returns; the bound guards against a bug spinning.
+    // Each round either makes progress or returns; the bound guards against a bug spinning.
     for (let round = 0; round < 1_000_000_000; round++) {
       this.kickAgain = false;
       if (this.state === 'closed') return;
@@ -660,81 +837,49 @@ export class AofWriter {
         await this.finishClose(this.closeFailure);
         return;
       }
-
+      let retry = false;
       if (this.failure !== null) {
         if (!this.retryDue || this.fsyncInFlight) return;
         this.retryDue = false;
         if (!(await this.prepareRetry())) return;
+        retry = true;
       }
-      // A failure that arrives during this round (a background fsync's) is
-      // handled by a later retry round, never by this one's writes or fsync.
-      const epoch = this.failureEpoch;
+      const flushed = this.flush(retry);
+      if (this.failure !== null) {
+        // The retry's writes went through: with nothing left to fsync, the write error is behind us.
+        if (flushed && this.recoversWithoutFsync() && this.unwritten.length === 0) this.recovered();
+        else return;
+      }
+      if (!flushed && !this.holdForRotation) return;
 
-      const hasWork = this.openCount > 0 || this.unwritten.length > 0;
-      if (hasWork && this.policy === 'everysec' && this.fsyncInFlight && this.state === 'open') {
-        // Redis: a write() behind a pending fsync would block; wait up to 2 s for it, then write anyway.
-        const now = performance.now();
-        if (this.postponeStartMs === 0) this.postponeStartMs = now;
-        const waited = now - this.postponeStartMs;
-        if (waited < this.timing.maxFsyncPostponeMs) {
-          if (this.postponeTimer === null) {
-            this.postponeTimer = setTimeout(
-              () => {
-                this.postponeTimer = null;
-                this.kick();
-              },
-              this.timing.maxFsyncPostponeMs - waited + 1,
-            );
-          }
+      if (this.rotation !== null) {
+        // The boundary: what is written now goes to the old file; later appends wait for the new one.
+        this.holdForRotation = true;
+        if (this.fsyncInFlight) return;
+        if (this.fileSize > this.durableSize) {
+          this.startFsync();
           return;
         }
-        this.delayedFsyncCount++;
-        this.logger.warn(
-          { file: this.fileName },
-          'Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down aofq.',
-        );
-      }
-      this.postponeStartMs = 0;
-      this.clearTimer('postponeTimer');
-
-      if (this.openCount > 0) this.sealOpen();
-      if (this.unwritten.length > 0 && !(await this.writeUnwritten())) return;
-      if (this.failureEpoch !== epoch) return;
-
-      const needFsync =
-        this.fileSize > this.durableSize &&
-        (this.policy === 'always' ||
-          this.failure?.needsFsync === true ||
-          this.syncRequestedLsn > this.fsyncedLsnValue ||
-          (this.state === 'closing' && this.openCount === 0) ||
-          this.rotation !== null);
-      if (needFsync) {
-        if ((this.state === 'closing' || this.rotation !== null) && this.fsyncInFlight) return;
-        if (!(await this.fsyncNow(epoch))) return;
-      }
-      if (this.failureEpoch !== epoch) return;
-      if (this.failure !== null) this.recovered();
-      if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
-
-      if (this.rotation !== null && this.unwritten.length === 0) {
-        if (this.fsyncInFlight) return;
-        if (this.fileSize > this.durableSize) continue;
         await this.switchFile(this.rotation);
         continue;
       }
-      if (this.state === 'closing' && this.openCount === 0 && this.unwritten.length === 0) {
+      if (this.state === 'closing') {
         if (this.fsyncInFlight) return;
-        if (this.fileSize > this.durableSize) continue;
+        if (this.openCount > 0 || this.unwritten.length > 0) continue;
+        if (this.fileSize > this.durableSize) {
+          this.startFsync();
+          return;
+        }
         await this.finishClose(null);
         return;
       }
-      if (this.openCount === 0 && this.unwritten.length === 0) return;
+      if (!this.kickAgain) return;
     }
     assert(false, 'AOF pump round bound');
   }
 
   /** Write the sealed batches in order, each in one write() (completed if short). False on error. */
-  private async writeUnwritten(): Promise<boolean> {
+  private writeUnwritten(): boolean {
     for (let i = 0; this.unwritten.length > 0; i++) {
       const batch = this.unwritten.peek() as Batch;
       const bytes = batch.bytes;
@@ -744,7 +889,7 @@ export class AofWriter {
         // Each pass writes at least one byte or throws.
         for (let pass = 0; done < bytes.length; pass++) {
           assert(pass <= bytes.length, 'short-write loop bound');
-          const n = await this.file.write(done === 0 ? bytes : bytes.subarray(done));
+          const n = this.file.writeSync(done === 0 ? bytes : bytes.subarray(done));
           if (!(n > 0)) throw errnoError('ENOSPC', `short write: wrote 0 of ${bytes.length - done} bytes`);
           done += n;
         }
@@ -753,7 +898,7 @@ export class AofWriter {
         if (done > 0) {
           // Never leave half a batch: cut back to the end of the last complete one.
           try {
-            await this.file.truncate(start);
+            this.file.truncateSync(start);
           } catch (truncateErr) {
             this.logger.error(
               { file: this.fileName, size: start, err: String(truncateErr) },
@@ -796,24 +941,6 @@ export class AofWriter {
     }
   }
 
-  /** fdatasync inline in the pump. False on error. */
-  private async fsyncNow(epoch: number): Promise<boolean> {
-    const target = { size: this.fileSize, lsn: this.writtenLsnValue };
-    const started = performance.now();
-    try {
-      await this.file.datasync();
-    } catch (err) {
-      this.enterFailure('fsync', asErrno(err), null);
-      return false;
-    }
-    // Another fsync failed meanwhile: trust neither; the retry rewrites and syncs again.
-    if (this.failureEpoch !== epoch) return false;
-    this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
-    if (this.failure !== null && this.unwritten.length === 0) this.recovered();
-    this.fsynced(target);
-    return true;
-  }
-
   private fsynced(target: { size: number; lsn: number }): void {
     if (target.size > this.durableSize) this.durableSize = target.size;
     if (target.lsn > this.fsyncedLsnValue) this.fsyncedLsnValue = target.lsn;
@@ -852,30 +979,8 @@ export class AofWriter {
     if (this.policy !== 'everysec' || this.state !== 'open' || this.failure !== null || this.fsyncInFlight)
       return;
     if (this.fileSize <= this.durableSize) return;
-    this.backgroundFsync();
+    this.startFsync();
   };
-
-  private backgroundFsync(): void {
-    const target = { size: this.fileSize, lsn: this.writtenLsnValue };
-    this.fsyncInFlight = true;
-    this.lastFsyncStartMs = performance.now();
-    const started = this.lastFsyncStartMs;
-    this.file.datasync().then(
-      () => {
-        this.fsyncInFlight = false;
-        this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
-        // After a failed fsync nothing unsynced is trusted until the rewrite: not even this success.
-        if (this.failure === null || !this.failure.needsRewind) this.fsynced(target);
-        if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();
-        this.kick();
-      },
-      (err: unknown) => {
-        this.fsyncInFlight = false;
-        this.enterFailure('fsync', asErrno(err), null);
-        this.kick();
-      },
-    );
-  }
 
   // --- errors -----------------------------------------------------------------------------
 
@@ -907,6 +1012,7 @@ export class AofWriter {
     if (this.rotation !== null) {
       const r = this.rotation;
       this.rotation = null;
+      this.holdForRotation = false;
       r.done.reject(this.writeFailedError());
     }
     if (this.state === 'closed') return;
@@ -992,6 +1098,7 @@ export class AofWriter {
     try {
       next = await rotation.prepare(this.writtenLsnValue);
     } catch (err) {
+      this.holdForRotation = false;
       rotation.done.reject(err);
       return;
     }
@@ -1002,6 +1109,7 @@ export class AofWriter {
     this.durableSize = next.size;
     this.rebuildableFrom = next.size;
     this.lastFsyncStartMs = performance.now();
+    this.holdForRotation = false;
     rotation.done.resolve();
     try {
       await old.close();

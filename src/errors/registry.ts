@@ -217,7 +217,6 @@ export const ERRORS = {
     message: 'Request headers are larger than {limit} bytes',
   },
   AOFQ_ERR_HTTP_REQUEST_TIMEOUT: { status: 408, resp: 'ERR', message: 'The request did not arrive in time' },
-  AOFQ_ERR_HTTP_NOT_IMPLEMENTED: { status: 501, resp: 'ERR', message: '{operation} is not implemented yet' },
   AOFQ_ERR_AOF_REWRITE_UNAVAILABLE: {
     status: 501,
     resp: 'ERR',

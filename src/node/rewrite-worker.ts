@@ -30,6 +30,7 @@ import {
 import { AofqError } from '../errors/index.js';
 import { Queues } from '../queue/index.js';
 import { Store } from '../store/index.js';
+import type { LeaderRecord } from '../util/state.js';
 import { replaySink, SNAPSHOT_SECTIONS } from './replay-sink.js';
 
 const WORKER_TAG = 'aofq-rewrite-worker';
@@ -57,7 +58,7 @@ export async function writeRewriteBase(job: RewriteJob): Promise<RewriteOutput &
     nowMs: job.nowMs,
   });
   try {
-    const add = async (record: readonly (Buffer | string)[]): Promise<void> => {
+    const add = async (record: LeaderRecord): Promise<void> => {
       if (writer.add(record)) await writer.flush();
     };
     if (job.format === 'preamble') {

@@ -6,6 +6,7 @@
  */
 import { AofqError, isAofqError } from '../errors/index.js';
 import { LIMITS } from '../util/limits.js';
+import type { RecordArg } from '../util/state.js';
 
 /** Record command names. The `Q.` prefix keeps them apart from Redis commands. */
 export const COMMANDS = [
@@ -24,6 +25,7 @@ export const COMMANDS = [
   'Q.CLEAN',
   'Q.OBLITERATE',
   'Q.RETRY',
+  'Q.RETRYJOB',
   'Q.PROMOTE',
   'Q.DUE',
   'Q.REMOVE',
@@ -49,10 +51,11 @@ const QUEUE_NAME_BYTES_MAX = 10_000;
 /**
  * Builds one record: every argument becomes one bulk string. The first argument is always a
  * queue name; command and queue-name Buffers are shared between records, so a record's Buffers
- * must be treated as read-only (the AOF writer copies them).
+ * must be treated as read-only (the AOF writer copies them). Texts stay strings and numbers stay
+ * numbers: the AOF writer encodes them (UTF-8, decimal) straight into its buffer.
  */
-export function buildRecord(command: Command, args: ReadonlyArray<string | number>): Array<Buffer | string> {
-  const record = new Array<Buffer | string>(args.length + 1);
+export function buildRecord(command: Command, args: ReadonlyArray<string | number>): RecordArg[] {
+  const record = new Array<RecordArg>(args.length + 1);
   record[0] = COMMAND_BYTES.get(command) as Buffer;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string | number;
@@ -64,16 +67,21 @@ export function buildRecord(command: Command, args: ReadonlyArray<string | numbe
       }
       record[1] = name;
     } else {
-      // Texts stay strings: the AOF writer encodes them as UTF-8 straight into its buffer.
-      record[i + 1] = typeof arg === 'string' ? arg : String(arg);
+      record[i + 1] = arg;
     }
   }
   return record;
 }
 
 /** A leader's record as the bytes that replay reads back from the AOF (for tests and tools). */
-export function recordToBytes(record: ReadonlyArray<Buffer | string>): Buffer[] {
-  return record.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : part));
+export function recordToBytes(record: ReadonlyArray<RecordArg>): Buffer[] {
+  return record.map((part) =>
+    typeof part === 'string'
+      ? Buffer.from(part, 'utf8')
+      : typeof part === 'number'
+        ? Buffer.from(String(part), 'latin1')
+        : part,
+  );
 }
 
 /** Lone UTF-16 surrogates do not survive UTF-8: texts that hold one are refused before they reach a record. */

@@ -10,7 +10,7 @@ import type { Hash } from 'node:crypto';
 import { AofqError } from '../errors/index.js';
 import { assert } from '../util/assert.js';
 import { LIMITS } from '../util/limits.js';
-import type { ApplyContext, Record, Snapshottable, StateMachine } from '../util/state.js';
+import type { ApplyContext, Record, RecordArg, Snapshottable, StateMachine } from '../util/state.js';
 import { buildRecord, COMMANDS, type Command, isCommand, LONE_SURROGATE, RecordReader } from './codec.js';
 import {
   checkDeadLetter,
@@ -41,6 +41,7 @@ import type {
 import {
   checkCount,
   checkDelay,
+  checkFlag,
   checkJobName,
   checkJobsOptions,
   checkLeaseMs,
@@ -63,7 +64,7 @@ export interface QueuesOptions {
 
 export interface Executed<R extends QueueRequest> {
   result: QueueResult<R>;
-  records: Array<Array<Buffer | string>>;
+  records: RecordArg[][];
 }
 
 /** Failure texts (failedReason, one stack trace, a consumer name) are capped. */
@@ -167,8 +168,8 @@ export class Queues implements StateMachine, Snapshottable {
   }
 
   /** Leader timers: expires due leases (one record each) and promotes due delayed jobs. */
-  tick(ctx: ApplyContext): { records: Array<Array<Buffer | string>> } {
-    const records: Array<Array<Buffer | string>> = [];
+  tick(ctx: ApplyContext): { records: RecordArg[][] } {
+    const records: RecordArg[][] = [];
     for (const queue of [...this.queues.values()]) this.runTimers(queue, ctx.nowMs, records);
     return { records };
   }
@@ -187,7 +188,7 @@ export class Queues implements StateMachine, Snapshottable {
     decodeRecordChunk(chunk, (record) => this.replay(record));
   }
 
-  *snapshotRecords(_nowMs: number): Iterable<Array<Buffer | string>> {
+  *snapshotRecords(_nowMs: number): Iterable<RecordArg[]> {
     for (const name of [...this.queues.keys()].sort()) {
       const queue = this.queues.get(name);
       if (queue === undefined) continue;
@@ -214,7 +215,7 @@ export class Queues implements StateMachine, Snapshottable {
     if (!isPlainObject(request) || typeof request.op !== 'string')
       throw requestInvalid('request must have an op');
     if (!Number.isSafeInteger(ctx.nowMs) || ctx.nowMs < 0) throw requestInvalid('nowMs must be an integer');
-    const records: Array<Array<Buffer | string>> = [];
+    const records: RecordArg[][] = [];
     const result = this.decide(request as QueueRequest, ctx.nowMs, records);
     return { result: result as QueueResult<R>, records };
   }
@@ -222,11 +223,7 @@ export class Queues implements StateMachine, Snapshottable {
   // ---------------------------------------------------------------- leader: decisions
 
   /** Builds the record for `args`, applies it through the same apply code as replay, and logs it. */
-  private commit(
-    records: Array<Array<Buffer | string>>,
-    command: Command,
-    args: ReadonlyArray<string | number>,
-  ): unknown {
+  private commit(records: RecordArg[][], command: Command, args: ReadonlyArray<string | number>): unknown {
     const record = buildRecord(command, args);
     // The leader's own arguments hold JSON texts it has just serialized: apply skips re-parsing them.
     this.trusted = true;
@@ -239,7 +236,16 @@ export class Queues implements StateMachine, Snapshottable {
     }
   }
 
+  /** A valid queue name, or AOFQ_ERR_QUEUE_INVALID_NAME; a queue that exists had its name checked when it was made. */
+  private queueName(name: unknown): string {
+    if (typeof name === 'string' && this.queues.has(name)) return name;
+    return checkQueueName(name);
+  }
+
   private existing(name: unknown): QueueState {
+    // A queue that exists had its name checked when it was made.
+    const known = typeof name === 'string' ? this.queues.get(name) : undefined;
+    if (known !== undefined) return known;
     const queueName = checkQueueName(name);
     const queue = this.queues.get(queueName);
     if (queue === undefined) throw new AofqError('AOFQ_ERR_QUEUE_NOT_FOUND', { queue: queueName });
@@ -266,7 +272,7 @@ export class Queues implements StateMachine, Snapshottable {
   private decide(
     request: QueueRequest,
     nowMs: number,
-    records: Array<Array<Buffer | string>>,
+    records: RecordArg[][],
   ): ResultMap[QueueRequest['op']] {
     switch (request.op) {
       case 'add':
@@ -378,6 +384,8 @@ export class Queues implements StateMachine, Snapshottable {
         if (queue.set(StateCode.Failed).size === 0) return { ids: [] };
         return { ids: this.commit(records, 'Q.RETRY', [queue.name, nowMs, count]) as string[] };
       }
+      case 'retryJob':
+        return this.decideRetryJob(request, records);
       case 'promote': {
         const queue = this.existing(request.queue);
         if (request.id !== undefined) {
@@ -431,12 +439,8 @@ export class Queues implements StateMachine, Snapshottable {
     }
   }
 
-  private decideAdd(
-    request: Extract<QueueRequest, { op: 'add' }>,
-    nowMs: number,
-    records: Array<Array<Buffer | string>>,
-  ) {
-    const name = checkQueueName(request.queue);
+  private decideAdd(request: Extract<QueueRequest, { op: 'add' }>, nowMs: number, records: RecordArg[][]) {
+    const name = this.queueName(request.queue);
     const queue = this.queues.get(name);
     const config = queue?.config ?? QUEUE_CONFIG_DEFAULTS;
     if (
@@ -497,9 +501,9 @@ export class Queues implements StateMachine, Snapshottable {
   private decideLease(
     request: Extract<QueueRequest, { op: 'lease' }>,
     nowMs: number,
-    records: Array<Array<Buffer | string>>,
+    records: RecordArg[][],
   ) {
-    const name = checkQueueName(request.queue);
+    const name = this.queueName(request.queue);
     const count = request.count ?? 1;
     if (!Number.isSafeInteger(count) || count < 1 || count > LIMITS.jobsPerLease) {
       throw leaseInvalid(`count must be an integer in 1..${LIMITS.jobsPerLease}`);
@@ -555,11 +559,7 @@ export class Queues implements StateMachine, Snapshottable {
     return { outcome: 'dead', retryAt: 0, deadLetterId: String((target?.idCounter ?? 0) + 1) };
   }
 
-  private decideNack(
-    request: Extract<QueueRequest, { op: 'nack' }>,
-    nowMs: number,
-    records: Array<Array<Buffer | string>>,
-  ) {
+  private decideNack(request: Extract<QueueRequest, { op: 'nack' }>, nowMs: number, records: RecordArg[][]) {
     const queue = this.existing(request.queue);
     const job = this.leased(queue, request.id, request.token, nowMs);
     const failedReason = checkText(request.failedReason, 'failedReason', false);
@@ -587,7 +587,7 @@ export class Queues implements StateMachine, Snapshottable {
   private decideRedrive(
     request: Extract<QueueRequest, { op: 'redrive' }>,
     nowMs: number,
-    records: Array<Array<Buffer | string>>,
+    records: RecordArg[][],
   ) {
     const queue = this.existing(request.queue);
     const count = checkCount(request.count, LIMITS.jobsPerPage, LIMITS.jobsPerAdminCall, 'count');
@@ -626,6 +626,42 @@ export class Queues implements StateMachine, Snapshottable {
     return { moved };
   }
 
+  /** BullMQ's Job.retry: one failed (or, asked for, completed) job back to waiting, as one Q.RETRYJOB. */
+  private decideRetryJob(
+    request: Extract<QueueRequest, { op: 'retryJob' }>,
+    records: RecordArg[][],
+  ): ResultMap['retryJob'] {
+    const queue = this.existing(request.queue);
+    const job = this.jobOf(queue, request.id);
+    const expected = request.state ?? 'failed';
+    if (expected !== 'failed' && expected !== 'completed')
+      throw requestInvalid("state must be 'failed' or 'completed'");
+    const resetMade = checkFlag(request.resetAttemptsMade, 'resetAttemptsMade');
+    const resetStarted = checkFlag(request.resetAttemptsStarted, 'resetAttemptsStarted');
+    const current = STATE_NAMES[job.state] as JobState;
+    if (current !== expected) {
+      throw new AofqError('AOFQ_ERR_JOB_STATE', {
+        id: job.id,
+        state: current,
+        reason:
+          expected === 'failed'
+            ? "only a failed job can be retried (a completed one with state 'completed')"
+            : 'the job is not completed',
+      });
+    }
+    if (queue.unfinished() + 1 > queue.config.maxJobs) {
+      throw new AofqError('AOFQ_ERR_QUEUE_FULL', { queue: queue.name, maxJobs: queue.config.maxJobs });
+    }
+    this.commit(records, 'Q.RETRYJOB', [
+      queue.name,
+      job.id,
+      stateCode(expected),
+      resetMade ? 1 : 0,
+      resetStarted ? 1 : 0,
+    ]);
+    return { id: job.id, state: STATE_NAMES[job.state] as JobState };
+  }
+
   private listJobs(request: Extract<QueueRequest, { op: 'listJobs' }>): ResultMap['listJobs'] {
     const queue = this.existing(request.queue);
     const state = stateCode(checkStateName(request.state));
@@ -653,7 +689,7 @@ export class Queues implements StateMachine, Snapshottable {
   }
 
   /** Expires due leases (one record each) and promotes due delayed jobs of one queue. Bounded per call. */
-  private runTimers(queue: QueueState, nowMs: number, records: Array<Array<Buffer | string>>): void {
+  private runTimers(queue: QueueState, nowMs: number, records: RecordArg[][]): void {
     for (let i = 0; i < LIMITS.jobsPerAdminCall; i++) {
       const job = queue.first(StateCode.Active);
       if (job === undefined || job.sortKey > nowMs) break;
@@ -715,6 +751,8 @@ export class Queues implements StateMachine, Snapshottable {
         return this.applyObliterate(reader);
       case 'Q.RETRY':
         return this.applyRetry(reader);
+      case 'Q.RETRYJOB':
+        return this.applyRetryJob(reader);
       case 'Q.PROMOTE':
       case 'Q.DUE':
         return this.applyPromote(reader, reader.command === 'Q.DUE');
@@ -733,7 +771,7 @@ export class Queues implements StateMachine, Snapshottable {
 
   private readQueueName(reader: RecordReader): string {
     const name = reader.string('queue', LIMITS.queueNameMaxBytes);
-    if (!QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
+    if (!this.queues.has(name) && !QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
     return name;
   }
 
@@ -1152,6 +1190,29 @@ export class Queues implements StateMachine, Snapshottable {
       ids.push(job.id);
     }
     return ids;
+  }
+
+  /** Q.RETRYJOB queue id fromState resetAttemptsMade resetAttemptsStarted (BullMQ's reprocessJob). */
+  private applyRetryJob(reader: RecordReader): null {
+    const queue = this.readQueue(reader);
+    const job = this.readJob(reader, queue);
+    const from = reader.uint('state', StateCode.Failed) as StateCode;
+    const resetMade = reader.uint('resetAttemptsMade', 1);
+    const resetStarted = reader.uint('resetAttemptsStarted', 1);
+    reader.end();
+    if (from !== StateCode.Failed && from !== StateCode.Completed) throw reader.fail('not a finished state');
+    if (job.state !== from) throw reader.fail(`job '${job.id}' is not ${STATE_NAMES[from]}`);
+    queue.detach(job);
+    if (resetMade === 1) job.attemptsMade = 0;
+    if (resetStarted === 1) job.attemptsStarted = 0;
+    job.processedOn = 0;
+    job.finishedOn = 0;
+    if (job.extra !== null) {
+      if (from === StateCode.Failed) job.extra.failedReason = '';
+      else job.extra.returnvalue = 'null';
+    }
+    this.makeReady(queue, job, STATE_NAMES[from]);
+    return null;
   }
 
   private applyPromote(reader: RecordReader, dueOnly: boolean): string[] {

@@ -17,14 +17,15 @@ function chunkError(reason: string): AofqError {
 
 /** Pack records into chunks of about `maxBytes` (a larger record gets a chunk of its own). */
 export function* encodeRecordChunks(
-  records: Iterable<readonly (Buffer | string)[]>,
+  records: Iterable<readonly (Buffer | string | number)[]>,
   maxBytes: number,
 ): IterableIterator<Buffer> {
   assert(Number.isSafeInteger(maxBytes) && maxBytes >= 64, 'snapshot chunk size');
   let buf = Buffer.allocUnsafe(maxBytes);
   let pos = 0;
-  for (const record of records) {
-    assert(record.length >= 1, 'a record has a name');
+  for (const numeric of records) {
+    assert(numeric.length >= 1, 'a record has a name');
+    const record = numeric.map((arg) => (typeof arg === 'number' ? String(arg) : arg));
     let size = 4;
     for (const arg of record) size += 4 + (typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length);
     if (pos + size > buf.length) {

@@ -13,7 +13,8 @@ const EMPTY = Buffer.alloc(0);
 const INT64_MAX = 9223372036854775807n;
 const INT64_MIN = -9223372036854775808n;
 
-export type Arg = Buffer | string;
+/** A bulk string's content: bytes, UTF-8 text, or a number written as its decimal text. */
+export type Arg = Buffer | string | number;
 
 export class RespWriter {
   private buf: Buffer;
@@ -60,6 +61,7 @@ export class RespWriter {
 
   /** `$<len>\r\n<bytes>\r\n` */
   bulk(value: Arg): this {
+    if (typeof value === 'number') return this.bulk(String(value));
     if (typeof value === 'string') {
       const bytes = Buffer.byteLength(value);
       this.prefixed(0x24, bytes);
@@ -162,7 +164,8 @@ const NULL_ARRAY = Buffer.from('*-1\r\n');
 /** One command as RESP bytes. */
 export function encodeCommand(argv: readonly Arg[]): Buffer {
   let size = 16;
-  for (const a of argv) size += (typeof a === 'string' ? Buffer.byteLength(a) : a.length) + 16;
+  for (const a of argv)
+    size += (typeof a === 'string' ? Buffer.byteLength(a) : typeof a === 'number' ? 24 : a.length) + 16;
   return new RespWriter(size).command(argv).take();
 }
 

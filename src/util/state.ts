@@ -23,11 +23,15 @@ export interface ApplyContext {
 export type Record = readonly Buffer[];
 
 /**
- * A record as the leader builds it, before it is encoded into the AOF:
- * arguments may still be strings (written as UTF-8), which spares a Buffer
- * per argument on the hot path. Replay always sees `Record` (bytes).
+ * An argument of a record as the leader builds it, before it is encoded into
+ * the AOF: bytes, a string (written as UTF-8) or a number (written as its
+ * decimal text, `String(n)`), which spares a Buffer per argument and a
+ * number-to-text conversion on the hot path. Replay always sees bytes.
  */
-export type LeaderRecord = ReadonlyArray<Buffer | string>;
+export type RecordArg = Buffer | string | number;
+
+/** A record as the leader builds it; replay always sees `Record` (bytes). */
+export type LeaderRecord = ReadonlyArray<RecordArg>;
 
 export interface StateMachine {
   /** Does this machine own records whose command name (upper case) is `name`? */
@@ -46,7 +50,7 @@ export interface StateMachine {
  */
 export interface Snapshottable {
   /** Records that rebuild the state; entries expired at `nowMs` are left out. */
-  snapshotRecords(nowMs: number): Iterable<readonly (Buffer | string)[]>;
+  snapshotRecords(nowMs: number): Iterable<LeaderRecord>;
   /** The state as chunks of about `maxBytes` each (one larger entry gets a chunk of its own). */
   snapshotChunks(nowMs: number, maxBytes: number): Iterable<Buffer>;
   /** Apply one chunk made by `snapshotChunks`. Throws AofqError on bytes that do not parse. */

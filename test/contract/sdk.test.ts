@@ -279,12 +279,32 @@ describe('the generated SDK', () => {
     const failed = await producer.GET('/v1/queues/{queue}/jobs/{id}', { params: { path: { queue, id } } });
     expect(failed.data).toMatchObject({ id, attemptsMade: 2, failedReason: 'card declined again' });
 
-    // retryJob is documented as 501 until the queue core retries one job by id.
+    // retryJob (BullMQ's Job.retry): only from the state asked for; back to waiting with its attempts reset.
+    expectProblem(
+      await admin.POST('/v1/queues/{queue}/jobs/{id}/retry', {
+        params: { path: { queue, id }, query: { state: 'completed' } },
+      }),
+      409,
+      'AOFQ_ERR_JOB_STATE',
+    );
     const retried = await admin.POST('/v1/queues/{queue}/jobs/{id}/retry', {
-      params: { path: { queue, id } },
+      params: { path: { queue, id }, query: { state: 'failed', resetAttemptsMade: true } },
     });
-    if (retried.response.status === 501) expectProblem(retried, 501, 'AOFQ_ERR_HTTP_NOT_IMPLEMENTED');
-    else expect(retried.data).toMatchObject({ id, state: 'waiting' });
+    expect(retried.data).toMatchObject({ id, state: 'waiting' });
+    const third = leased(
+      (
+        await consumer.POST('/v1/queues/{queue}/leases', {
+          params: { path },
+          body: {} satisfies S<'LeaseRequest'>,
+        })
+      ).data?.jobs,
+    );
+    expect(third).toMatchObject({ id, attemptsMade: 0 });
+    const finallyAcked = await consumer.POST('/v1/queues/{queue}/jobs/{id}/ack', {
+      params: { path: { queue, id } },
+      body: { token: third.token } satisfies S<'AckRequest'>,
+    });
+    expect(finallyAcked.data).toEqual({ id, state: 'completed' });
 
     // retry: false is BullMQ's UnrecoverableError: no more attempts, into the dead-letter queue.
     const poisonQueue = 'sdk-poison';

@@ -6,7 +6,8 @@
  * - `datasyncError`: fdatasync/fsync fail with this code; with `dropPagesOnSyncError`
  *   the bytes written since the last good sync are zeroed first, as a kernel
  *   that dropped its dirty pages after a failed writeback would leave them.
- * - `holdDatasync()`, `holdWrites()`: those calls wait until the test releases them.
+ * - `holdDatasync()`: fdatasync/fsync calls wait until the test releases them (the
+ *   writer's write(2) runs on the calling thread, as Redis's does: nothing to hold).
  * - `truncateError`: ftruncate fails with this code.
  * Counters record what the engine did. Only files opened through it are affected.
  */
@@ -72,7 +73,6 @@ export class FaultyFs implements FsLayer {
   truncates = 0;
 
   private gate: GateState | null = null;
-  private writeGate: GateState | null = null;
   /** Per path: size at the last successful sync. */
   readonly syncedSize = new Map<string, number>();
 
@@ -85,24 +85,6 @@ export class FaultyFs implements FsLayer {
     });
     this.gate = state;
     return gate;
-  }
-
-  /** Hold every write (before any byte is stored) until `release()`. */
-  holdWrites(): Gate {
-    const { state, gate } = makeGate(() => {
-      this.writeGate = null;
-    });
-    this.writeGate = state;
-    return gate;
-  }
-
-  /** Called by FaultyFile before a write. */
-  async beforeWrite(): Promise<void> {
-    const gate = this.writeGate;
-    if (gate !== null) {
-      gate.entered();
-      await gate.promise;
-    }
   }
 
   async open(path: string, mode: OpenMode): Promise<AofFile> {
@@ -154,6 +136,12 @@ export class FaultyFs implements FsLayer {
     }
     if (allowed < length) this.shortWrites++;
     return allowed;
+  }
+
+  /** Called by FaultyFile after a cut: nothing past `length` is synced any more. */
+  truncated(path: string, length: number): void {
+    const synced = this.syncedSize.get(path) ?? 0;
+    if (synced > length) this.syncedSize.set(path, length);
   }
 
   consumed(bytes: number): void {
@@ -209,13 +197,26 @@ class FaultyFile implements AofFile {
   ) {}
 
   async write(buf: Buffer, position?: number): Promise<number> {
-    await this.owner.beforeWrite();
     const admitted = this.owner.admitWrite(buf.length);
     if (typeof admitted === 'string') throw errno(admitted, 'write');
     if (admitted === 0) return 0;
     const n = await this.inner.write(admitted < buf.length ? buf.subarray(0, admitted) : buf, position);
     this.owner.consumed(n);
     return n;
+  }
+  writeSync(buf: Buffer): number {
+    const admitted = this.owner.admitWrite(buf.length);
+    if (typeof admitted === 'string') throw errno(admitted, 'write');
+    if (admitted === 0) return 0;
+    const n = this.inner.writeSync(admitted < buf.length ? buf.subarray(0, admitted) : buf);
+    this.owner.consumed(n);
+    return n;
+  }
+  truncateSync(length: number): void {
+    this.owner.truncates++;
+    if (this.owner.truncateError !== null) throw errno(this.owner.truncateError, 'ftruncate');
+    this.inner.truncateSync(length);
+    this.owner.truncated(this.path, length);
   }
   async datasync(): Promise<void> {
     await this.owner.beforeSync(this.path, this.inner);
@@ -233,8 +234,7 @@ class FaultyFile implements AofFile {
     this.owner.truncates++;
     if (this.owner.truncateError !== null) throw errno(this.owner.truncateError, 'ftruncate');
     await this.inner.truncate(length);
-    const synced = this.owner.syncedSize.get(this.path) ?? 0;
-    if (synced > length) this.owner.syncedSize.set(this.path, length);
+    this.owner.truncated(this.path, length);
   }
   size(): Promise<number> {
     return this.inner.size();

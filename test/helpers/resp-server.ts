@@ -78,6 +78,8 @@ export class GatedFs implements FsLayer {
     if (mode !== 'append') return inner;
     return {
       write: (buf, position) => inner.write(buf, position),
+      writeSync: (buf) => inner.writeSync(buf),
+      truncateSync: (length) => inner.truncateSync(length),
       datasync: async () => {
         await this.pass();
         return inner.datasync();

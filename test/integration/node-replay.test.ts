@@ -3,7 +3,8 @@
  * commands and queue operations, driven by a ManualClock with timer ticks, is
  * logged through the real AOF engine on the real disk. After close and reopen
  * (restart), the replayed state's digest equals the live digest; the restarted
- * node keeps working and a second restart agrees again.
+ * node keeps working and a second restart agrees again. The same holds after
+ * an AOF rewrite (snapshot base and command-form base) under write load.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,10 +21,13 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
 
-async function tempConfig(appendfsync: AofConfig['appendfsync']): Promise<AofConfig> {
+async function tempConfig(
+  appendfsync: AofConfig['appendfsync'],
+  extra: Partial<AofConfig> = {},
+): Promise<AofConfig> {
   const dir = await mkdtemp(join(tmpdir(), 'aofq-node-'));
   dirs.push(dir);
-  return { ...DEFAULT_AOF_CONFIG, dir, appendfsync };
+  return { ...DEFAULT_AOF_CONFIG, dir, appendfsync, ...extra };
 }
 
 /** mulberry32: a small seeded PRNG, so a failing seed can be replayed. */
@@ -170,6 +174,38 @@ describe('node: replay determinism across restarts', () => {
       const fourth = await AofqNode.open(cfg, { clock });
       expect(fourth.digest()).toBe(live3);
       await fourth.close();
+    });
+  }
+
+  for (const [seed, preamble] of [
+    [4, true],
+    [5, false],
+  ] as const) {
+    it(`seed ${seed}, rewrite with aof-use-rdb-preamble ${preamble ? 'yes' : 'no'} under load: digest survives the restart`, async () => {
+      const cfg = await tempConfig('everysec', { aofUseRdbPreamble: preamble, autoAofRewritePercentage: 0 });
+      const clock = new ManualClock(1_700_000_000_000);
+      const random = prng(seed);
+      const first = await AofqNode.open(cfg, { clock });
+      await workload(first, clock, random, 1200);
+      const before = first.digest();
+      const started = await first.rewrite();
+      expect(started.status).toBe('started');
+      // Writes go on while the worker builds the base from the files up to the rotation.
+      const during = workload(first, clock, random, 300);
+      expect(await first.waitRewrite()).toBe(true);
+      await during;
+      expect(first.digest()).not.toBe(before);
+      await workload(first, clock, random, 200);
+      const live = first.digest();
+      const info = first.aof.info();
+      expect(info.aof_rewrites).toBe(1);
+      expect(info.aof_last_bgrewrite_status).toBe('ok');
+      await first.close();
+
+      const second = await AofqNode.open(cfg, { clock: new ManualClock(clock.nowMs() + 10_000_000) });
+      expect(second.aof.lastLoad?.manifest.entries.find((e) => e.type === 'b')?.seq).toBeGreaterThan(1);
+      expect(second.digest()).toBe(live);
+      await second.close();
     });
   }
 });

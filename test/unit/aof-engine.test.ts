@@ -92,6 +92,49 @@ describe('AofEngine.open on existing directories', () => {
     expect((await loadAll()).lsns()).toEqual([1, 2, 3]);
   });
 
+  it('repairs a last incr file cut anywhere inside its header, then appends to it (every cut point)', async () => {
+    // A base, then incr 1 with two records, then incr 2 (after a rotation) holding only its header.
+    const header2 = '#aofq v=1 kind=incr lsn=2\r\n';
+    const files = (incr2: Buffer) =>
+      writeAofDir(h.root, [
+        {
+          name: baseName(1),
+          seq: 1,
+          type: 'b',
+          startLsn: 0,
+          content: buildAofqFile({ kind: 'base', lsn: 0, batches: [] }),
+        },
+        {
+          name: incrName(1),
+          seq: 1,
+          type: 'i',
+          startLsn: 0,
+          content: buildAofqFile({
+            kind: 'incr',
+            lsn: 0,
+            batches: [[['SET', 'a', '1']], [['SET', 'b', '2']]],
+          }),
+        },
+        { name: incrName(2), seq: 2, type: 'i', startLsn: 2, content: incr2 },
+      ]);
+    for (let cut = 0; cut < header2.length; cut++) {
+      await fsp.rm(h.root, { recursive: true, force: true });
+      await files(Buffer.from(header2.slice(0, cut), 'latin1'));
+      const sink = new CollectingSink();
+      const engine = await open({ appendfsync: 'always' }, {}, sink);
+      expect(sink.commands()).toEqual(['SET a 1', 'SET b 2']);
+      expect(engine.currentFileName).toBe(incrName(2));
+      await engine.waitDurable(engine.append(['SET', 'c', `${cut}`]));
+      await engine.close();
+      const incr2 = await fsp.readFile(path.join(dir(), incrName(2)), 'latin1');
+      expect(incr2.startsWith(`${header2}#aofq b lsn=3 n=1 `)).toBe(true);
+      const manifest = await readManifest(realFs, dir(), 'appendonly.aof');
+      expect(manifest?.entries.map((e) => e.name)).toEqual([baseName(1), incrName(1), incrName(2)]);
+      expect((await loadAll()).commands()).toEqual(['SET a 1', 'SET b 2', `SET c ${cut}`]);
+      expect(redisCheckAof(path.join(dir(), 'appendonly.aof.manifest')).status).toBe(0);
+    }
+  });
+
   it('continues after a torn tail that the loader cut off', async () => {
     let engine = await open({ appendfsync: 'always' });
     for (let i = 0; i < 3; i++) await engine.waitDurable(engine.append(['SET', `k${i}`, 'v']));

@@ -174,6 +174,8 @@ describe('base file writer', () => {
         const file = await realFs.open(path, mode);
         return {
           write: (buf, position) => file.write(buf, position),
+          writeSync: (buf) => file.writeSync(buf),
+          truncateSync: (n) => file.truncateSync(n),
           datasync: () => {
             datasyncs++;
             return file.datasync();

@@ -24,10 +24,16 @@ class MemoryFile implements AofFile {
     this.bytes = Buffer.from(initial);
   }
   async write(buf: Buffer): Promise<number> {
+    return this.writeSync(buf);
+  }
+  writeSync(buf: Buffer): number {
     this.writes++;
     const n = Math.min(buf.length, this.maxWrite);
     this.bytes = Buffer.concat([this.bytes, buf.subarray(0, n)]);
     return n;
+  }
+  truncateSync(length: number): void {
+    this.bytes = this.bytes.subarray(0, length);
   }
   async datasync(): Promise<void> {}
   async sync(): Promise<void> {}
@@ -66,6 +72,17 @@ const argArb = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 20 }),
   fc.constantFrom('', '\r\n', '*1\r\n$0\r\n\r\n', '#aofq b lsn=1'),
   fc.integer({ min: 200, max: 3000 }).map((n) => Buffer.alloc(n, 0x78)),
+  // Around the writer's short-argument cut (32): ASCII and not, one-byte and not.
+  fc.string({ unit: 'grapheme', minLength: 28, maxLength: 300 }),
+  fc.string({ unit: 'grapheme-ascii', minLength: 28, maxLength: 300 }),
+  fc.string({
+    unit: fc.integer({ min: 0x80, max: 0xff }).map((c) => String.fromCharCode(c)),
+    minLength: 1,
+    maxLength: 60,
+  }),
+  fc.uint8Array({ minLength: 28, maxLength: 40 }).map((a) => Buffer.from(a)),
+  // Numbers are written as their decimal text: safe integers by the writer's own digits, others by String().
+  fc.oneof(fc.nat(), fc.maxSafeNat(), fc.integer({ min: -1_000_000, max: -1 }), fc.double()),
 );
 const recordArb = fc.array(argArb, { minLength: 1, maxLength: 6 });
 
@@ -100,7 +117,15 @@ describe('AofWriter encoding (property)', () => {
             let last = 0;
             for (const record of turn) {
               last = writer.append(record);
-              expected.push(record.map((a) => (typeof a === 'string' ? Buffer.from(a, 'utf8') : a)));
+              expected.push(
+                record.map((a) =>
+                  typeof a === 'string'
+                    ? Buffer.from(a, 'utf8')
+                    : typeof a === 'number'
+                      ? Buffer.from(String(a), 'latin1')
+                      : a,
+                ),
+              );
             }
             expect(last).toBe(startLsn + expected.length);
             await writer.waitWritten(last);

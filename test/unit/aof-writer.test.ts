@@ -83,7 +83,7 @@ describe('group commit', () => {
     });
   }
 
-  it('lets concurrent writers under always share fsyncs, one write+fsync in flight', async () => {
+  it('lets concurrent writers under always share fsyncs, one fsync in flight', async () => {
     const fs = new FaultyFs();
     const engine = await open({ appendfsync: 'always' }, { fs });
     const before = fs.datasyncs;
@@ -156,6 +156,7 @@ describe('waitDurable', () => {
   it('always: resolves only after the batch is written and fsynced', async () => {
     const fs = new FaultyFs();
     const engine = await open({ appendfsync: 'always' }, { fs });
+    const datasyncsBefore = fs.datasyncs;
     const gate = fs.holdDatasync();
     const lsn = engine.append(rec(1));
     let durable = false;
@@ -167,10 +168,14 @@ describe('waitDurable', () => {
     await turns(5);
     expect(durable).toBe(false);
     expect(engine.fsyncedLsn).toBe(0);
-    // Records appended while the fsync is in flight form the next batch.
+    // Records appended while the fsync is in flight form the next batch, written at once
+    // (write(2) runs on this thread), and wait for the next fsync: one is in flight at a time.
     const second = [engine.append(rec(2)), engine.append(rec(3))];
+    await engine.waitWritten(second[1] as number);
     await turns(5);
-    expect(engine.writtenLsn).toBe(1);
+    expect(engine.writtenLsn).toBe(3);
+    expect(engine.fsyncedLsn).toBe(0);
+    expect(fs.datasyncs).toBe(datasyncsBefore + 1);
     gate.release();
     await wait;
     expect(engine.fsyncedLsn).toBeGreaterThanOrEqual(1);

@@ -210,6 +210,13 @@ export const ERRORS = {
     message: 'Unsupported Content-Type {contentType}: send application/json',
   },
   AOFQ_ERR_HTTP_NOT_ACCEPTABLE: { status: 406, resp: 'ERR', message: 'Cannot answer in {accept}' },
+  AOFQ_ERR_HTTP_BAD_REQUEST: { status: 400, resp: 'ERR', message: 'Malformed HTTP request: {reason}' },
+  AOFQ_ERR_HTTP_HEADERS_TOO_LARGE: {
+    status: 431,
+    resp: 'ERR',
+    message: 'Request headers are larger than {limit} bytes',
+  },
+  AOFQ_ERR_HTTP_REQUEST_TIMEOUT: { status: 408, resp: 'ERR', message: 'The request did not arrive in time' },
   AOFQ_ERR_AOF_REWRITE_UNAVAILABLE: {
     status: 501,
     resp: 'ERR',

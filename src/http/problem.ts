@@ -1,7 +1,8 @@
 /**
  * Every HTTP error as RFC 9457 problem details (`application/problem+json`)
  * carrying an aofq error code. Maps fastify's own errors (validation, body
- * too large, bad JSON, media type) and AofqErrors to their codes; anything
+ * too large, bad JSON, media type, bad URL), Node's HTTP parser errors and
+ * AofqErrors to their codes; anything
  * else is AOFQ_ERR_INTERNAL, logged with its stack and never shown.
  */
 import { AofqError, ERRORS, type ErrorCode, isAofqError } from '../errors/index.js';
@@ -65,7 +66,7 @@ interface FastifyLikeError {
  */
 export function toAofqError(
   err: unknown,
-  context: { bodyLimit: number; contentType?: string },
+  context: { bodyLimit: number; contentType?: string; maxParamLength?: number },
 ): { error: AofqError; internal: boolean } {
   if (isAofqError(err)) return { error: err, internal: false };
   const e = (err ?? {}) as FastifyLikeError;
@@ -101,6 +102,21 @@ export function toAofqError(
       };
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return { error: new AofqError('AOFQ_ERR_HTTP_BAD_JSON', { reason: e.message ?? '' }), internal: false };
+    // Routing errors (fastify's frameworkErrors): the path cannot name a resource.
+    case 'FST_ERR_BAD_URL':
+      return {
+        error: new AofqError('AOFQ_ERR_HTTP_VALIDATION', {
+          reason: 'path: the URL is not valid percent-encoded UTF-8',
+        }),
+        internal: false,
+      };
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return {
+        error: new AofqError('AOFQ_ERR_HTTP_VALIDATION', {
+          reason: `path: a path parameter is longer than ${context.maxParamLength ?? 'the limit of'} characters`,
+        }),
+        internal: false,
+      };
   }
   // fastify's JSON parser throws a plain SyntaxError with statusCode 400 for bad JSON.
   if (err instanceof SyntaxError && e.statusCode === 400) {
@@ -113,6 +129,27 @@ export function toAofqError(
     };
   }
   return { error: new AofqError('AOFQ_ERR_INTERNAL', {}, { cause: err }), internal: true };
+}
+
+/**
+ * An error of Node's HTTP parser (the server's `clientError` event: a
+ * malformed request line or header, headers over the limit, a request that
+ * did not arrive in time), which no route ever sees.
+ */
+export function clientErrorOf(
+  err: NodeJS.ErrnoException & { reason?: unknown },
+  maxHeaderBytes: number,
+): AofqError {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new AofqError('AOFQ_ERR_HTTP_HEADERS_TOO_LARGE', { limit: maxHeaderBytes });
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new AofqError('AOFQ_ERR_HTTP_REQUEST_TIMEOUT');
+    default: {
+      const reason = typeof err.reason === 'string' ? ` (${err.reason})` : '';
+      return new AofqError('AOFQ_ERR_HTTP_BAD_REQUEST', { reason: `${err.code ?? 'unparsable'}${reason}` });
+    }
+  }
 }
 
 /** The codes of the registry, for the contract test and the docs. */

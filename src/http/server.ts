@@ -1,6 +1,7 @@
 /**
  * The fastify HTTP server: routes built from openapi.yaml, validation and
- * serialization from the api/*.json schemas, problem+json errors, bearer-token
+ * serialization from the api/*.json schemas, problem+json errors (also for
+ * bad URLs and for requests Node's HTTP parser refuses), bearer-token
  * auth, health and readiness, long polls that end on disconnect or shutdown,
  * and on the same app the WebSocket API (`GET /v1/ws`, ws.ts), Prometheus
  * metrics (`GET /metrics`, metrics.ts) and the browsable docs (`GET /docs`,
@@ -11,7 +12,9 @@
  * AOFQ_ERR_SERVER_LOADING, and /readyz reports the load's progress.
  */
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Ajv, type ValidateFunction } from 'ajv';
 import Fastify, {
   type FastifyInstance,
@@ -29,7 +32,7 @@ import { type Contract, loadContract, type Operation } from './contract.js';
 import { DOCS_PREFIX, registerDocs } from './docs.js';
 import { HANDLERS, type HandlerInput, type HandlerOutput } from './handlers.js';
 import { METRICS_CONTENT_TYPE, type Metrics } from './metrics.js';
-import { PROBLEM_CONTENT_TYPE, problemOf, retryAfterSeconds, toAofqError } from './problem.js';
+import { clientErrorOf, PROBLEM_CONTENT_TYPE, problemOf, retryAfterSeconds, toAofqError } from './problem.js';
 import { registerWebSocket, type WebSocketHandle, type WsOptions } from './ws.js';
 
 export interface LoadProgress {
@@ -72,6 +75,12 @@ declare module 'fastify' {
 const MAX_PARAM_LENGTH = 800;
 /** Headers: Node's default cap is 16 KiB; we keep it explicit. */
 const MAX_HEADER_BYTES = 16 * 1024;
+/**
+ * Node's server options, for HTTP and HTTPS alike. Node would answer an
+ * HTTP/1.1 request without a Host header with a bare 400 of its own; the
+ * onRequest hook below refuses it with a coded problem instead.
+ */
+const NODE_HTTP_OPTIONS = { maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false } as const;
 /** The signal of requests that nothing aborts (all but long polls). */
 const NEVER_ABORTED = new AbortController().signal;
 const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/openapi.json', '/openapi.yaml']);
@@ -80,6 +89,30 @@ const SERVER_PATHS = new Set([...PUBLIC_PATHS, '/metrics']);
 
 function isDocsPath(url: string): boolean {
   return url === DOCS_PREFIX || url.startsWith(`${DOCS_PREFIX}/`);
+}
+
+/** Request bodies are UTF-8 JSON (RFC 8259): invalid bytes are refused, never replaced with U+FFFD. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Node's HTTP parser refused a request before any route saw it (the server's
+ * `clientError` event): answer with a coded problem and close, as Node would
+ * with its bare 400 / 431, unless a reply is already on its way on that socket.
+ */
+function answerClientError(logger: PinoLogger, err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || inFlight?.headersSent === true) {
+    socket.destroy(err);
+    return;
+  }
+  const error = clientErrorOf(err, MAX_HEADER_BYTES);
+  logger.debug({ code: err.code, answer: error.code }, 'malformed HTTP request');
+  const body = JSON.stringify(problemOf(error));
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 function makeAjv(coerceTypes: boolean, contract: Contract): Ajv {
@@ -144,21 +177,29 @@ export class HttpServer {
 
   static create(options: HttpServerOptions): HttpServer {
     const contract = options.contract ?? loadContract();
+    let server: HttpServer | null = null;
     const app = Fastify({
       loggerInstance: options.logger,
       bodyLimit: options.bodyLimit,
       routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-      http: { maxHeaderSize: MAX_HEADER_BYTES },
-      ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+      http: NODE_HTTP_OPTIONS,
+      ...(options.tls
+        ? { https: { ...NODE_HTTP_OPTIONS, cert: options.tls.cert, key: options.tls.key } }
+        : {}),
       requestIdHeader: 'x-request-id',
       genReqId: () => randomUUID(),
+      // A path that is not valid percent-encoding, or a parameter over maxParamLength: coded problems too.
+      frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) =>
+        server?.replyError(error, request, reply),
+      clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) =>
+        answerClientError(options.logger, err, socket),
       return503OnClosing: false,
       forceCloseConnections: 'idle',
       // One line per request at info is too much for a queue; requests are logged at debug below.
       logController: new LogController({ disableRequestLogging: true }),
       // biome-ignore lint/suspicious/noExplicitAny: fastify's overloads pick the https flavour only for literal options
     } as any) as unknown as FastifyInstance;
-    const server = new HttpServer(app, options);
+    server = new HttpServer(app, options);
     server.install(contract);
     return server;
   }
@@ -253,6 +294,18 @@ export class HttpServer {
       .send(JSON.stringify(problemOf(error, request.url, request.id)));
   }
 
+  /** Any error of a request, as its problem+json reply. */
+  private replyError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const { error, internal } = toAofqError(err, {
+      bodyLimit: this.options.bodyLimit,
+      contentType: request.headers['content-type']?.slice(0, 100),
+      maxParamLength: MAX_PARAM_LENGTH,
+    });
+    if (internal) request.log.error({ err }, 'internal error');
+    else if (error.status >= 500) request.log.warn({ code: error.code }, error.message);
+    return this.sendProblem(request, reply, error);
+  }
+
   private install(contract: Contract): void {
     const { app } = this;
     for (const schema of contract.schemas) app.addSchema(schema);
@@ -262,9 +315,20 @@ export class HttpServer {
     // body: `POST .../pause` with `Content-Type: application/json` and nothing else is fine.
     const parseJson = app.getDefaultJsonParser('error', 'error');
     app.removeContentTypeParser('application/json');
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-      if (body === '') done(null, undefined);
-      else parseJson(request, typeof body === 'string' ? body : body.toString('utf8'), done);
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+      const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+      if (bytes.length === 0) {
+        done(null, undefined);
+        return;
+      }
+      let text: string;
+      try {
+        text = UTF8.decode(bytes);
+      } catch {
+        done(new AofqError('AOFQ_ERR_HTTP_BAD_JSON', { reason: 'the body is not valid UTF-8' }), undefined);
+        return;
+      }
+      parseJson(request, text, done);
     });
     const bodyAjv = makeAjv(false, contract);
     const partAjv = makeAjv(true, contract);
@@ -278,15 +342,7 @@ export class HttpServer {
       return validate;
     });
 
-    app.setErrorHandler((err, request, reply) => {
-      const { error, internal } = toAofqError(err, {
-        bodyLimit: this.options.bodyLimit,
-        contentType: request.headers['content-type']?.slice(0, 100),
-      });
-      if (internal) request.log.error({ err }, 'internal error');
-      else if (error.status >= 500) request.log.warn({ code: error.code }, error.message);
-      return this.sendProblem(request, reply, error);
-    });
+    app.setErrorHandler((err, request, reply) => this.replyError(err, request, reply));
     app.setNotFoundHandler((request, reply) =>
       this.sendProblem(
         request,
@@ -319,6 +375,14 @@ export class HttpServer {
       );
     });
     // Auth first, then the loading / shutting-down gate; both before the body is read.
+    // RFC 9112 §3.2: a server must refuse an HTTP/1.1 request without a Host header with 400.
+    app.addHook('onRequest', async (request) => {
+      if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+        throw new AofqError('AOFQ_ERR_HTTP_BAD_REQUEST', {
+          reason: 'an HTTP/1.1 request needs a Host header',
+        });
+      }
+    });
     app.addHook('onRequest', async (request) => {
       const config = request.routeOptions.config;
       const permission = config.permission ?? 'public';

@@ -1,8 +1,9 @@
 /**
- * Lints openapi.yaml and api/*.json (we cannot install @redocly/cli): every
- * `$ref` resolves to a file in api/, the fixed /v1 operations each exist
- * exactly once with their method and path, every schema compiles with ajv in
- * strict mode, objects are closed, and the server has a handler per operation.
+ * Checks of openapi.yaml and api/*.json that a generic linter does not make
+ * (`npm run lint:api` runs Redocly's rules; see redocly.yaml): every `$ref`
+ * resolves to a file in api/, the fixed /v1 operations each exist exactly once
+ * with their method and path, every schema compiles with ajv in strict mode,
+ * objects are closed, and the server has a handler per operation.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';

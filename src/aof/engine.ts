@@ -68,6 +68,8 @@ export interface AofEngineOptions {
   snapshotter?: Snapshotter;
   /** How often the auto-rewrite check runs (Redis's serverCron); default 1000 ms. */
   rewriteCronMs?: number;
+  /** Called after every successful fdatasync of the incr file, with its latency in µs (metrics). */
+  onFsync?: (latencyUs: number) => void;
 }
 
 /** How a rewrite was asked for: by BGREWRITEAOF (resets the failure count) or by the growth rule. */
@@ -87,6 +89,7 @@ export class AofEngine {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly timing: Partial<WriterTiming>;
+  private readonly onFsync: ((latencyUs: number) => void) | undefined;
   private readonly dirPath: string;
   private state: EngineState = 'new';
   private writer: AofWriter | null = null;
@@ -141,6 +144,7 @@ export class AofEngine {
     this.logger = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? systemClock;
     this.timing = opts.timing ?? {};
+    this.onFsync = opts.onFsync;
     this.dirPath = aofDirPath(cfg);
     this.policy = cfg.appendfsync;
     this.snapshotter = opts.snapshotter ?? null;
@@ -826,6 +830,7 @@ export class AofEngine {
       clock: this.clock,
       logger: this.logger,
       timing: this.timing,
+      onFsync: this.onFsync,
     });
   }
 

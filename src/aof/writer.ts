@@ -65,6 +65,8 @@ export interface WriterOptions {
   clock: Clock;
   logger: Logger;
   timing?: Partial<WriterTiming>;
+  /** Called after every successful fdatasync of the AOF with its latency in µs (metrics); must not throw. */
+  onFsync?: (latencyUs: number) => void;
 }
 
 /** What rotation hands back: the new file, already holding its header, fsynced and named by the manifest. */
@@ -294,6 +296,7 @@ export class AofWriter {
   private lastFsyncLatencyUsValue = 0;
   private bytesWrittenValue = 0;
   private lastWriteErrorValue: string | null = null;
+  private readonly onFsync: ((latencyUs: number) => void) | undefined;
 
   constructor(opts: WriterOptions) {
     assertUint(opts.size, 'writer size');
@@ -314,6 +317,7 @@ export class AofWriter {
     this.rebuildableFrom = opts.size;
     this.chunk = Buffer.allocUnsafe(this.timing.arenaChunkBytes);
     this.lastFsyncStartMs = performance.now();
+    this.onFsync = opts.onFsync;
   }
 
   // --- public surface -----------------------------------------------------------------
@@ -809,6 +813,7 @@ export class AofWriter {
     // Another fsync failed meanwhile: trust neither; the retry rewrites and syncs again.
     if (this.failureEpoch !== epoch) return false;
     this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
+    this.onFsync?.(this.lastFsyncLatencyUsValue);
     if (this.failure !== null && this.unwritten.length === 0) this.recovered();
     this.fsynced(target);
     return true;
@@ -864,6 +869,7 @@ export class AofWriter {
       () => {
         this.fsyncInFlight = false;
         this.lastFsyncLatencyUsValue = Math.round((performance.now() - started) * 1000);
+        this.onFsync?.(this.lastFsyncLatencyUsValue);
         // After a failed fsync nothing unsynced is trusted until the rewrite: not even this success.
         if (this.failure === null || !this.failure.needsRewind) this.fsynced(target);
         if (this.policy === 'everysec' && this.fileSize > this.durableSize) this.armEverysec();

@@ -33,11 +33,26 @@ export interface TokenSpec {
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
+/** The WebSocket API's options (directives ws-*). */
+export interface WsConfig {
+  readonly maxPayload: number;
+  readonly eventRingSize: number;
+  readonly releaseOnDisconnect: boolean;
+  readonly pingIntervalMs: number;
+}
+
 export interface ServerConfig {
   readonly aof: AofConfig;
   readonly host: string;
   readonly port: number;
+  /** 0: no RESP port (as Redis's `port 0`). */
   readonly respPort: number;
+  readonly respHost: string;
+  /** Redis's maxclients, client-query-buffer-limit and proto-max-bulk-len, for the RESP port. */
+  readonly maxClients: number;
+  readonly clientQueryBufferLimit: number;
+  readonly protoMaxBulkLen: number;
+  readonly ws: WsConfig;
   readonly tokens: readonly TokenSpec[];
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
@@ -102,6 +117,14 @@ export const DIRECTIVES: Readonly<Record<string, DirectiveSpec>> = {
   port: { kind: 'int', default: '7700' },
   host: { kind: 'string', default: '127.0.0.1' },
   'resp-port': { kind: 'int', default: '7379' },
+  'resp-host': { kind: 'string', default: '127.0.0.1' },
+  maxclients: { kind: 'int', default: String(LIMITS.respPortMaxClients) },
+  'client-query-buffer-limit': { kind: 'memory', default: '64mb' },
+  'proto-max-bulk-len': { kind: 'memory', default: '512mb' },
+  'ws-max-payload': { kind: 'memory', default: '1mb' },
+  'ws-event-ring-size': { kind: 'int', default: String(LIMITS.wsEventRingSize) },
+  'ws-release-on-disconnect': { kind: 'bool', default: 'yes' },
+  'ws-ping-interval-ms': { kind: 'int', default: String(LIMITS.wsPingIntervalMs) },
   requirepass: { kind: 'string', default: '', secret: true },
   tokens: { kind: 'tokens', default: '', secret: true },
   'tls-cert-file': { kind: 'string', default: '' },
@@ -119,6 +142,7 @@ export const DIRECTIVES: Readonly<Record<string, DirectiveSpec>> = {
 const MAX_CONFIG_LINES = 10_000;
 const MAX_CONFIG_LINE_BYTES = 64 * 1024;
 const MIN_SECRET_BYTES = 16;
+const MIB = 1024 * 1024;
 const MAX_TOKENS = 1000;
 
 export function configError(reason: string): AofqError {
@@ -359,6 +383,11 @@ const CONFIG_SCHEMA = {
     'host',
     'port',
     'respPort',
+    'respHost',
+    'maxClients',
+    'clientQueryBufferLimit',
+    'protoMaxBulkLen',
+    'ws',
     'tokens',
     'tlsCertFile',
     'tlsKeyFile',
@@ -401,6 +430,22 @@ const CONFIG_SCHEMA = {
     host: { type: 'string', minLength: 1, maxLength: 255 },
     port: { type: 'integer', minimum: 0, maximum: 65535 },
     respPort: { type: 'integer', minimum: 0, maximum: 65535 },
+    respHost: { type: 'string', minLength: 1, maxLength: 255 },
+    maxClients: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    // Redis's floors: 1mb for both; the query buffer up to Redis's default 1gb.
+    clientQueryBufferLimit: { type: 'integer', minimum: MIB, maximum: 1024 * MIB },
+    protoMaxBulkLen: { type: 'integer', minimum: MIB, maximum: LIMITS.respMaxBulkBytes },
+    ws: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['maxPayload', 'eventRingSize', 'releaseOnDisconnect', 'pingIntervalMs'],
+      properties: {
+        maxPayload: { type: 'integer', minimum: 1024, maximum: LIMITS.respMaxBulkBytes },
+        eventRingSize: { type: 'integer', minimum: 1, maximum: 10_000_000 },
+        releaseOnDisconnect: { type: 'boolean' },
+        pingIntervalMs: { type: 'integer', minimum: 100, maximum: 24 * 60 * 60 * 1000 },
+      },
+    },
     tokens: {
       type: 'array',
       maxItems: MAX_TOKENS,
@@ -527,6 +572,16 @@ export function loadConfig(sources: ConfigSources): LoadedConfig {
     host: value('host') as string,
     port: value('port') as number,
     respPort: value('resp-port') as number,
+    respHost: value('resp-host') as string,
+    maxClients: value('maxclients') as number,
+    clientQueryBufferLimit: value('client-query-buffer-limit') as number,
+    protoMaxBulkLen: value('proto-max-bulk-len') as number,
+    ws: {
+      maxPayload: value('ws-max-payload') as number,
+      eventRingSize: value('ws-event-ring-size') as number,
+      releaseOnDisconnect: value('ws-release-on-disconnect') as boolean,
+      pingIntervalMs: value('ws-ping-interval-ms') as number,
+    },
     tokens,
     tlsCertFile: tlsCert === '' ? null : tlsCert,
     tlsKeyFile: tlsKey === '' ? null : tlsKey,
@@ -547,6 +602,12 @@ export function loadConfig(sources: ConfigSources): LoadedConfig {
     throw configError(
       `host '${config.host}' is not a loopback address and no token is configured: ` +
         'set tokens (name:role:secret) or requirepass, or bind 127.0.0.1',
+    );
+  }
+  if (config.respPort !== 0 && !isLoopbackHost(config.respHost) && config.tokens.length === 0) {
+    throw configError(
+      `resp-host '${config.respHost}' is not a loopback address and no token is configured: ` +
+        'set tokens (name:role:secret) or requirepass, bind resp-host 127.0.0.1, or disable the port (resp-port 0)',
     );
   }
   const directives: Record<string, string> = {};

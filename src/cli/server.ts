@@ -1,10 +1,14 @@
 /**
- * `aofq server`: load the configuration, start the HTTP server (listening
- * before the AOF has loaded, so /readyz can say how far the load is), open the
- * node, serve, and on SIGTERM/SIGINT shut down in order: refuse new requests,
- * answer long polls, finish in-flight requests, close the node (flush + fsync).
+ * `aofq server`: load the configuration, start the listeners (the HTTP server
+ * with the WebSocket API, /metrics and /docs on it, and the RESP port), all
+ * before the AOF has loaded, so /readyz can say how far the load is and a bind
+ * failure shows at once; then open the node, attach it to every listener,
+ * serve, and on SIGTERM/SIGINT shut down in order: refuse new requests,
+ * answer long polls, close WebSocket clients with a 1001 close frame (their
+ * leases released), finish in-flight requests, close the RESP port, and last
+ * close the node (flush + fsync).
  *
- * Exit codes: 0 after a clean shutdown, 1 when the node or the listener fails,
+ * Exit codes: 0 after a clean shutdown, 1 when the node or a listener fails,
  * 2 for a configuration error (nothing was started).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -13,6 +17,8 @@ import { pino } from 'pino';
 import type { AppendFsync } from '../aof/config.js';
 import { isAofqError } from '../errors/index.js';
 import type { QueueBackend, RuntimeConfig } from '../http/backend.js';
+import { Metrics, type MetricsSource } from '../http/metrics.js';
+import { type RespPort, startRespPort } from '../http/resp-port.js';
 import { HttpServer } from '../http/server.js';
 import { AofqNode, type NodeOptions } from '../node/node.js';
 import {
@@ -86,10 +92,22 @@ function runtimeConfigOf(
   loaded: LoadedConfig,
   logger: pino.Logger,
   getNode: () => AofqNode | null,
+  getResp: () => RespPort | null,
 ): RuntimeConfig {
   const directives: Record<string, string> = { ...loaded.directives };
   return {
-    get: () => redactedDirectives(directives),
+    get: () => {
+      // What the RESP port's CONFIG SET may have changed is read live.
+      const live: Record<string, string> = { ...directives };
+      const node = getNode();
+      if (node !== null) live.appendfsync = node.aof.appendFsync;
+      const resp = getResp();
+      if (resp !== null) {
+        live.maxclients = String(resp.maxClients);
+        live['client-query-buffer-limit'] = String(resp.queryBufferLimit);
+      }
+      return redactedDirectives(live);
+    },
     set: (name, value) => {
       const normalized = checkRuntimeDirective(name, value);
       if (name === 'appendfsync') getNode()?.aof.setAppendFsync(normalized as AppendFsync);
@@ -131,8 +149,17 @@ export async function runServer(args: string[], io?: Partial<ServerIo>): Promise
 
   const logger = pino({ level: config.loglevel, base: { pid: process.pid } });
   let node: AofqNode | null = null;
+  let resp: RespPort | null = null;
   const aofDir = join(config.aof.dir, config.aof.appenddirname);
   const progress = { doneBytes: 0, totalBytes: aofBytesOnDisk(aofDir) };
+  const loadState = () => ({ loading: node === null, ...progress });
+  const metrics = new Metrics(loadState);
+  const runtimeConfig = runtimeConfigOf(
+    loaded,
+    logger,
+    () => node,
+    () => resp,
+  );
   const http = HttpServer.create({
     host: config.host,
     port: config.port,
@@ -140,8 +167,10 @@ export async function runServer(args: string[], io?: Partial<ServerIo>): Promise
     tokens: config.tokens,
     tls,
     logger,
-    config: runtimeConfigOf(loaded, logger, () => node),
-    loadProgress: () => ({ loading: node === null, ...progress }),
+    config: runtimeConfig,
+    loadProgress: loadState,
+    websocket: config.ws,
+    metrics,
   });
 
   let address: { host: string; port: number };
@@ -149,13 +178,52 @@ export async function runServer(args: string[], io?: Partial<ServerIo>): Promise
     address = await http.listen();
   } catch (err) {
     logger.error({ err }, 'cannot listen');
+    stderr(`aofq: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`);
+    await http.close().catch(() => undefined);
     return 1;
+  }
+
+  // The RESP port listens now too, with the node to come: its clients wait until it has loaded.
+  let nodeOpened: (opened: AofqNode) => void = () => {};
+  let nodeFailed: (err: unknown) => void = () => {};
+  const nodeForResp = new Promise<AofqNode>((resolve, reject) => {
+    nodeOpened = resolve;
+    nodeFailed = reject;
+  });
+  nodeForResp.catch(() => undefined);
+  if (config.respPort !== 0) {
+    try {
+      resp = await startRespPort(nodeForResp, {
+        host: config.respHost,
+        port: config.respPort,
+        tokens: config.tokens.map((token) => ({ name: token.name, secret: token.secret, role: token.role })),
+        maxClients: config.maxClients,
+        queryBufferLimit: config.clientQueryBufferLimit,
+        maxBulkBytes: config.protoMaxBulkLen,
+        logger: logger.child({ component: 'resp' }),
+        aofConfig: config.aof,
+        getConfig: () => runtimeConfig.get(),
+        setConfig: (name, value) => {
+          runtimeConfig.set(name, value);
+          return true;
+        },
+      });
+    } catch (err) {
+      logger.error({ err }, 'cannot listen on the RESP port');
+      stderr(
+        `aofq: cannot listen on the RESP port ${config.respHost}:${config.respPort}: ${(err as Error).message}` +
+          ' (set resp-port to another port, or 0 to disable it)\n',
+      );
+      await http.close().catch(() => undefined);
+      return 1;
+    }
   }
   logger.info(
     {
       event: 'listening',
       host: address.host,
       port: address.port,
+      resp: resp === null ? null : { host: config.respHost, port: resp.port },
       tls: tls !== null,
       open: config.tokens.length === 0,
     },
@@ -163,13 +231,13 @@ export async function runServer(args: string[], io?: Partial<ServerIo>): Promise
   );
 
   const stop = io?.stopSignal ?? waitForSignal();
-  // `onLoadProgress` is forwarded to the loader's progress hook once the node passes it on (see report).
-  const nodeOptions: NodeOptions & { onLoadProgress?: (doneBytes: number, totalBytes: number) => void } = {
+  const nodeOptions: NodeOptions = {
     logger: logger.child({ component: 'node' }),
     onLoadProgress: (doneBytes, total) => {
       progress.doneBytes = doneBytes;
       progress.totalBytes = total;
     },
+    onFsync: (latencyUs) => metrics.onFsync(latencyUs),
   };
   const opening = AofqNode.open(config.aof, nodeOptions);
   const outcome = await Promise.race([
@@ -183,23 +251,37 @@ export async function runServer(args: string[], io?: Partial<ServerIo>): Promise
   let exitCode = 0;
   if (outcome.kind === 'failed') {
     logger.error({ err: outcome.err }, 'cannot open the AOF');
-    await http.close();
+    nodeFailed(outcome.err);
+    await Promise.allSettled([http.close(), resp?.close()]);
     return 1;
   }
   if (outcome.kind === 'opened') {
-    node = outcome.node;
-    http.setBackend(backendOf(node, address.port));
+    const opened = outcome.node;
+    node = opened;
+    opened.onQueueRequest((request, result) => metrics.onQueueRequest(request, result));
+    opened.onQueueEvent((queue, event) => metrics.onQueueEvent(queue, event));
+    metrics.attach(metricsSourceOf(opened, http, () => resp));
+    http.websocket?.attach(opened);
+    nodeOpened(opened);
+    http.setBackend(backendOf(opened, address.port));
     logger.info({ event: 'ready' }, 'aofq ready');
     const signal = await stop;
     logger.info({ signal }, 'shutting down');
   } else {
     logger.info({ signal: outcome.signal }, 'shutting down while loading');
     node = await opening.catch(() => null);
+    if (node === null) nodeFailed(new Error('the node did not open'));
+    else nodeOpened(node);
   }
-  try {
-    await http.close();
-  } catch (err) {
-    logger.error({ err }, 'closing the HTTP server failed');
+  // HTTP (and with it the WebSocket clients: a 1001 close frame each, their leases released) and the
+  // RESP port first, the node last: every acknowledged write is flushed and fsynced by its close.
+  const [httpClosed, respClosed] = await Promise.allSettled([http.close(), resp?.close()]);
+  if (httpClosed.status === 'rejected') {
+    logger.error({ err: httpClosed.reason }, 'closing the HTTP server failed');
+    exitCode = 1;
+  }
+  if (respClosed.status === 'rejected') {
+    logger.error({ err: respClosed.reason }, 'closing the RESP port failed');
     exitCode = 1;
   }
   try {
@@ -212,4 +294,21 @@ export async function runServer(args: string[], io?: Partial<ServerIo>): Promise
   logger.flush();
   setTimeout(() => process.exit(exitCode), EXIT_GRACE_MS).unref();
   return exitCode;
+}
+
+/** What the scrape-time metrics read: the node's queues and AOF, and the listeners' connections. */
+function metricsSourceOf(node: AofqNode, http: HttpServer, getResp: () => RespPort | null): MetricsSource {
+  return {
+    queues: () => node.queues.listQueues(),
+    jobCounts: (queue) => {
+      try {
+        return node.queues.execute({ op: 'getJobCounts', queue }, { nowMs: Date.now() }).result;
+      } catch {
+        return null;
+      }
+    },
+    persistence: () => node.aof.info(),
+    websocketConnections: () => http.websocket?.connections ?? 0,
+    respClients: () => getResp()?.clientCount() ?? 0,
+  };
 }

@@ -210,7 +210,6 @@ export const ERRORS = {
     message: 'Unsupported Content-Type {contentType}: send application/json',
   },
   AOFQ_ERR_HTTP_NOT_ACCEPTABLE: { status: 406, resp: 'ERR', message: 'Cannot answer in {accept}' },
-  AOFQ_ERR_HTTP_NOT_IMPLEMENTED: { status: 501, resp: 'ERR', message: '{operation} is not implemented yet' },
   AOFQ_ERR_AOF_REWRITE_UNAVAILABLE: {
     status: 501,
     resp: 'ERR',

@@ -72,13 +72,20 @@ export class Authenticator {
     if (header === undefined || header === '') throw new AofqError('AOFQ_ERR_AUTH_MISSING');
     const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     if (!match || header.length > MAX_AUTHORIZATION_BYTES) throw new AofqError('AOFQ_ERR_AUTH_INVALID');
-    const presented = digest(match[1] as string);
+    const found = this.principalOf(match[1] as string);
+    if (found === null) throw new AofqError('AOFQ_ERR_AUTH_INVALID');
+    return found;
+  }
+
+  /** The principal whose secret this is, or null; compared with every token in constant time. */
+  principalOf(secret: string): Principal | null {
+    if (secret.length > MAX_AUTHORIZATION_BYTES) return null;
+    const presented = digest(secret);
     let found: Principal | null = null;
     // Compare with every entry, without stopping early.
     for (const entry of this.entries) {
       if (timingSafeEqual(presented, entry.digest) && found === null) found = entry.principal;
     }
-    if (found === null) throw new AofqError('AOFQ_ERR_AUTH_INVALID');
     return found;
   }
 

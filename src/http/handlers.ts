@@ -229,10 +229,17 @@ export const HANDLERS: Readonly<Record<string, Handler>> = {
   removeJob: async ({ backend }, input) =>
     ok(await backend.queue({ op: 'remove', queue: param(input, 'queue'), id: param(input, 'id') })),
 
-  retryJob: async () => {
-    // The queue core retries failed jobs in bulk only (`retryJobs`); one job by id is not there yet.
-    throw new AofqError('AOFQ_ERR_HTTP_NOT_IMPLEMENTED', { operation: 'retryJob' });
-  },
+  retryJob: async ({ backend }, input) =>
+    ok(
+      await backend.queue({
+        op: 'retryJob',
+        queue: param(input, 'queue'),
+        id: param(input, 'id'),
+        state: input.query.state as 'failed' | 'completed' | undefined,
+        resetAttemptsMade: input.query.resetAttemptsMade as boolean | undefined,
+        resetAttemptsStarted: input.query.resetAttemptsStarted as boolean | undefined,
+      }),
+    ),
 
   promoteJob: async ({ backend }, input) => {
     const id = param(input, 'id');

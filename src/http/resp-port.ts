@@ -72,7 +72,12 @@ export interface RespPort {
   readonly port: number;
   /** Stop accepting, close every connection, resolve once the server is closed. */
   close(): Promise<void>;
+  /** Connected clients, those waiting for the node included. */
   clientCount(): number;
+  /** maxclients now (CONFIG SET may change it). */
+  readonly maxClients: number;
+  /** client-query-buffer-limit now, bytes (CONFIG SET may change it). */
+  readonly queryBufferLimit: number;
 }
 
 /** Bytes of a reply batch above which the shared writer is not reused (it would keep a big buffer). */
@@ -440,8 +445,16 @@ function endGracefully(socket: net.Socket): void {
   socket.once('close', () => clearTimeout(timer));
 }
 
-/** Start the RESP port in front of `node`. */
-export async function startRespPort(node: AofqNode, options: RespPortOptions = {}): Promise<RespPort> {
+/**
+ * Start the RESP port in front of `node`. `node` may be a promise (the AOF is
+ * still loading): the port listens at once, as Redis does, so that a bind
+ * failure shows before a long load; clients that connect meanwhile are held,
+ * unread, and served once the node is there (destroyed if it fails to open).
+ */
+export async function startRespPort(
+  node: AofqNode | Promise<AofqNode>,
+  options: RespPortOptions = {},
+): Promise<RespPort> {
   const host = options.host ?? DEFAULT_RESP_HOST;
   const queryBufferLimit = options.queryBufferLimit ?? LIMITS.respPortQueryBufferBytes;
   assert(
@@ -452,8 +465,12 @@ export async function startRespPort(node: AofqNode, options: RespPortOptions = {
   const maxClients = options.maxClients ?? LIMITS.respPortMaxClients;
   assert(Number.isSafeInteger(maxClients) && maxClients >= 1, 'maxclients');
   const logger = options.logger ?? silentLogger;
+  let ready: AofqNode | null = node instanceof Promise ? null : node;
   const state: RespServerState = {
-    node,
+    get node(): AofqNode {
+      assert(ready !== null, 'RESP commands run once the node is there');
+      return ready;
+    },
     logger,
     version: options.version ?? packageVersion(),
     runId: randomBytes(20).toString('hex'),
@@ -481,23 +498,51 @@ export async function startRespPort(node: AofqNode, options: RespPortOptions = {
   const connections = new Set<RespConnection>();
   /** Sockets refused over maxclients, until they close. */
   const refused = new Set<net.Socket>();
+  /** Sockets accepted before the node was there: paused, served once it is. */
+  const held = new Set<net.Socket>();
 
-  const server = net.createServer((socket) => {
-    state.stats.totalConnections++;
-    if (connections.size >= state.maxClients) {
-      state.stats.rejectedConnections++;
-      refused.add(socket);
-      socket.once('close', () => refused.delete(socket));
-      RespConnection.refuse(socket, new AofqError('AOFQ_ERR_RESP_MAX_CLIENTS'));
-      return;
-    }
+  const serve = (socket: net.Socket): void => {
     const connection = new RespConnection(context, socket, (closed) => {
       connections.delete(closed);
       state.clients.delete(closed.client.id);
     });
     connections.add(connection);
     state.clients.set(connection.client.id, connection.client);
+  };
+  const server = net.createServer((socket) => {
+    state.stats.totalConnections++;
+    if (connections.size + held.size >= state.maxClients) {
+      state.stats.rejectedConnections++;
+      refused.add(socket);
+      socket.once('close', () => refused.delete(socket));
+      RespConnection.refuse(socket, new AofqError('AOFQ_ERR_RESP_MAX_CLIENTS'));
+      return;
+    }
+    if (ready !== null) {
+      serve(socket);
+      return;
+    }
+    socket.pause();
+    socket.on('error', () => {});
+    held.add(socket);
+    socket.once('close', () => held.delete(socket));
   });
+  if (node instanceof Promise) {
+    node.then(
+      (opened) => {
+        ready = opened;
+        for (const socket of [...held]) {
+          held.delete(socket);
+          if (socket.destroyed) continue;
+          serve(socket);
+          socket.resume();
+        }
+      },
+      () => {
+        for (const socket of [...held]) socket.destroy();
+      },
+    );
+  }
 
   let lastTotal = 0;
   const sampler = setInterval(() => {
@@ -523,13 +568,20 @@ export async function startRespPort(node: AofqNode, options: RespPortOptions = {
   let closing: Promise<void> | undefined;
   return {
     port: state.port,
-    clientCount: () => connections.size,
+    clientCount: () => connections.size + held.size,
+    get maxClients() {
+      return state.maxClients;
+    },
+    get queryBufferLimit() {
+      return state.queryBufferLimit;
+    },
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
         clearInterval(sampler);
         server.close(() => resolve());
         for (const connection of [...connections]) connection.destroy();
         for (const socket of [...refused]) socket.destroy();
+        for (const socket of [...held]) socket.destroy();
       });
       return closing;
     },

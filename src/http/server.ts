@@ -1,11 +1,14 @@
 /**
  * The fastify HTTP server: routes built from openapi.yaml, validation and
  * serialization from the api/*.json schemas, problem+json errors, bearer-token
- * auth, health and readiness, long polls that end on disconnect or shutdown.
+ * auth, health and readiness, long polls that end on disconnect or shutdown,
+ * and on the same app the WebSocket API (`GET /v1/ws`, ws.ts), Prometheus
+ * metrics (`GET /metrics`, metrics.ts) and the browsable docs (`GET /docs`,
+ * docs.ts).
  *
  * It listens before the node has loaded its AOF: until `setBackend` is called
- * every route but the health ones answers 503 AOFQ_ERR_SERVER_LOADING, and
- * /readyz reports the load's progress.
+ * every route but the health ones, /metrics and /docs answers 503
+ * AOFQ_ERR_SERVER_LOADING, and /readyz reports the load's progress.
  */
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -23,8 +26,11 @@ import { LIMITS } from '../util/limits.js';
 import { Authenticator, type Permission, type TokenEntry } from './auth.js';
 import type { QueueBackend, RuntimeConfig } from './backend.js';
 import { type Contract, loadContract, type Operation } from './contract.js';
+import { DOCS_PREFIX, registerDocs } from './docs.js';
 import { HANDLERS, type HandlerInput, type HandlerOutput } from './handlers.js';
+import { METRICS_CONTENT_TYPE, type Metrics } from './metrics.js';
 import { PROBLEM_CONTENT_TYPE, problemOf, retryAfterSeconds, toAofqError } from './problem.js';
+import { registerWebSocket, type WebSocketHandle, type WsOptions } from './ws.js';
 
 export interface LoadProgress {
   loading: boolean;
@@ -43,6 +49,12 @@ export interface HttpServerOptions {
   /** Progress of the AOF load while no backend is set. */
   loadProgress?: () => LoadProgress;
   contract?: Contract;
+  /** Serve the WebSocket API at /v1/ws with these options (auth: the same tokens); attach the node later. */
+  websocket?: Omit<WsOptions, 'authenticate' | 'logger'> | null;
+  /** Serve GET /metrics from these metrics, and time every request into them. */
+  metrics?: Metrics | null;
+  /** Serve the browsable docs at /docs (default true). */
+  docs?: boolean;
 }
 
 type Phase = 'loading' | 'ready' | 'closing';
@@ -51,6 +63,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     permission?: Permission;
     operationId?: string;
+    /** Served while loading and closing too (after auth): /metrics. */
+    ungated?: boolean;
   }
 }
 
@@ -61,6 +75,12 @@ const MAX_HEADER_BYTES = 16 * 1024;
 /** The signal of requests that nothing aborts (all but long polls). */
 const NEVER_ABORTED = new AbortController().signal;
 const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/openapi.json', '/openapi.yaml']);
+/** Served by the server itself, not by a handler, although openapi.yaml describes them. */
+const SERVER_PATHS = new Set([...PUBLIC_PATHS, '/metrics']);
+
+function isDocsPath(url: string): boolean {
+  return url === DOCS_PREFIX || url.startsWith(`${DOCS_PREFIX}/`);
+}
 
 function makeAjv(coerceTypes: boolean, contract: Contract): Ajv {
   const ajv = new Ajv({
@@ -113,6 +133,8 @@ export class HttpServer {
   private readonly pollsBySocket = new WeakMap<Socket, number>();
   private readonly authenticator: Authenticator;
   private readonly options: HttpServerOptions;
+  /** The WebSocket API when enabled: `attach` the node once it has loaded. */
+  websocket: WebSocketHandle | null = null;
 
   private constructor(app: FastifyInstance, options: HttpServerOptions) {
     this.app = app;
@@ -281,9 +303,18 @@ export class HttpServer {
       if (this.phase === 'closing') reply.header('connection', 'close');
       return payload;
     });
+    const metrics = this.options.metrics ?? null;
     app.addHook('onResponse', async (request, reply) => {
+      const elapsed = reply.elapsedTime;
+      if (metrics !== null) {
+        const url = request.routeOptions.url;
+        const operation =
+          request.routeOptions.config.operationId ??
+          (url === undefined ? 'notFound' : isDocsPath(url) ? 'docs' : 'other');
+        metrics.onHttpResponse(operation, reply.statusCode, elapsed);
+      }
       request.log.debug(
-        { method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime },
+        { method: request.method, url: request.url, statusCode: reply.statusCode, ms: elapsed },
         'request',
       );
     });
@@ -291,12 +322,14 @@ export class HttpServer {
     app.addHook('onRequest', async (request) => {
       const config = request.routeOptions.config;
       const permission = config.permission ?? 'public';
-      if (permission === 'public' && PUBLIC_PATHS.has(request.routeOptions.url ?? '')) return;
+      const url = request.routeOptions.url ?? '';
+      if (permission === 'public' && (PUBLIC_PATHS.has(url) || isDocsPath(url))) return;
       this.authenticator.authorize(
         request.headers.authorization,
         permission,
         config.operationId ?? 'do this',
       );
+      if (config.ungated === true) return;
       if (this.phase === 'loading') throw new AofqError('AOFQ_ERR_SERVER_LOADING');
       if (this.phase === 'closing') throw new AofqError('AOFQ_ERR_SERVER_SHUTTING_DOWN');
     });
@@ -309,6 +342,20 @@ export class HttpServer {
     });
     this.installHealth(contract);
     this.installOperations(contract);
+    if (this.options.docs !== false) registerDocs(app, contract);
+    if (this.options.websocket !== undefined && this.options.websocket !== null) {
+      const authenticator = this.authenticator;
+      this.websocket = registerWebSocket(app, null, {
+        ...this.options.websocket,
+        logger: this.options.logger.child({ component: 'websocket' }),
+        ...(authenticator.open
+          ? {}
+          : {
+              authenticate: (token) =>
+                token === undefined ? null : (authenticator.principalOf(token)?.role ?? null),
+            }),
+      });
+    }
   }
 
   private readiness(): { status: number; body: object } {
@@ -337,14 +384,17 @@ export class HttpServer {
     const { app } = this;
     app.get(
       '/healthz',
-      { schema: { response: { 200: { $ref: 'Health.json' } } }, config: { permission: 'public' } },
+      {
+        schema: { response: { 200: { $ref: 'Health.json' } } },
+        config: { permission: 'public', operationId: 'healthz' },
+      },
       async () => ({ status: 'ok' }),
     );
     app.get(
       '/readyz',
       {
         schema: { response: { 200: { $ref: 'Readiness.json' }, 503: { $ref: 'Readiness.json' } } },
-        config: { permission: 'public' },
+        config: { permission: 'public', operationId: 'readyz' },
       },
       async (_request, reply) => {
         const { status, body } = this.readiness();
@@ -352,19 +402,32 @@ export class HttpServer {
       },
     );
     const json = JSON.stringify(contract.document);
-    app.get('/openapi.json', { config: { permission: 'public' } }, async (_request, reply) =>
-      reply.type('application/json; charset=utf-8').send(json),
+    app.get(
+      '/openapi.json',
+      { config: { permission: 'public', operationId: 'getOpenApiJson' } },
+      async (_request, reply) => reply.type('application/json; charset=utf-8').send(json),
     );
-    app.get('/openapi.yaml', { config: { permission: 'public' } }, async (_request, reply) =>
-      reply.type('application/yaml; charset=utf-8').send(contract.yamlText),
+    app.get(
+      '/openapi.yaml',
+      { config: { permission: 'public', operationId: 'getOpenApiYaml' } },
+      async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(contract.yamlText),
     );
+    const metrics = this.options.metrics;
+    if (metrics !== undefined && metrics !== null) {
+      // Admin only when tokens are configured (a scraper uses an admin token); served while loading too.
+      app.get(
+        '/metrics',
+        { config: { permission: 'admin', operationId: 'getMetrics', ungated: true } },
+        async (_request, reply) => reply.type(METRICS_CONTENT_TYPE).send(await metrics.text()),
+      );
+    }
   }
 
   private installOperations(contract: Contract): void {
     const { app } = this;
     const seen = new Set<string>();
     for (const operation of contract.operations) {
-      if (PUBLIC_PATHS.has(operation.path)) continue;
+      if (SERVER_PATHS.has(operation.path)) continue;
       const handler = HANDLERS[operation.operationId];
       if (handler === undefined) throw new Error(`openapi.yaml: no handler for ${operation.operationId}`);
       seen.add(operation.operationId);

@@ -792,41 +792,60 @@ export interface WebSocketHandle {
   closeAll(reason: string): Promise<void>;
   /** Connections open now. */
   readonly connections: number;
+  /** Give the API its node, once, when it was registered without one (before the AOF had loaded). */
+  attach(node: AofqNode): void;
 }
+
+/** RFC 6455 1013 "Try Again Later": an upgrade that arrived before the node was attached. */
+const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /**
  * Register @fastify/websocket and `GET /v1/ws` on `app`. Call before `listen`.
+ * `node` may be null while the AOF loads: `attach` it later (the HTTP layer
+ * answers upgrades 503 meanwhile; one that slips through is closed with 1013).
  * On `app.close()` every connection gets a 1001 close frame first.
  */
 export function registerWebSocket(
   app: FastifyInstance,
-  node: AofqNode,
+  node: AofqNode | null,
   options: WsOptions = {},
 ): WebSocketHandle {
   const resolved = resolveOptions(options);
-  const hub = new WsHub(node, resolved, loadWsSchemas());
+  const schemas = loadWsSchemas();
+  let hub: WsHub | null = null;
+  const attach = (attached: AofqNode): void => {
+    assert(hub === null, 'the WebSocket API is attached to one node, once');
+    hub = new WsHub(attached, resolved, schemas);
+  };
+  if (node !== null) attach(node);
   app.register(fastifyWebsocket, {
     options: { maxPayload: resolved.maxPayload, perMessageDeflate: false },
     preClose(done) {
-      hub
-        .closeAll('server shutting down')
+      const current = hub;
+      const closed = current === null ? Promise.resolve() : current.closeAll('server shutting down');
+      closed
         .then(() => {
-          hub.dispose();
+          current?.dispose();
           this.websocketServer.close(() => done());
         })
         .catch(done);
     },
   });
   app.register(async (scope) => {
-    scope.get('/v1/ws', { websocket: true }, (socket, request) => {
+    scope.get('/v1/ws', { websocket: true, config: { operationId: 'websocket' } }, (socket, request) => {
+      if (hub === null) {
+        socket.close(CLOSE_TRY_AGAIN_LATER, 'aofq is loading');
+        return;
+      }
       hub.accept(socket as unknown as WsSocket, request.headers.authorization);
     });
   });
   return {
-    closeAll: (reason) => hub.closeAll(reason),
+    closeAll: (reason) => hub?.closeAll(reason) ?? Promise.resolve(),
     get connections() {
-      return hub.connections.size;
+      return hub?.connections.size ?? 0;
     },
+    attach,
   };
 }
 

@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import type { AofConfig } from '../aof/config.js';
 import { AofEngine } from '../aof/engine.js';
 import type { FsLayer } from '../aof/fs.js';
+import type { LoadSink } from '../aof/loader.js';
 import type { RewriteStatus, Snapshotter } from '../aof/rewrite.js';
 import { AofqError } from '../errors/index.js';
 import { type QueueEvent, type QueueRequest, type QueueResult, Queues } from '../queue/index.js';
@@ -46,6 +47,10 @@ export interface NodeOptions {
   snapshotter?: Snapshotter;
   /** How often the AOF engine checks for an automatic rewrite; default 1000 ms. */
   rewriteCronMs?: number;
+  /** The AOF load's progress: bytes read of all files, and their total (for /readyz). */
+  onLoadProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Called after every successful fdatasync of the AOF with its latency in µs (metrics). */
+  onFsync?: (latencyUs: number) => void;
 }
 
 /** What BGREWRITEAOF (RESP or HTTP) answers: Redis's words. */
@@ -60,6 +65,8 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 type Waiter = () => void;
 export type QueueEventListener = (queue: string, event: QueueEvent) => void;
+/** Sees every queue request the node applied, with its result (metrics count enqueues, acks, nacks). */
+export type QueueRequestListener = (request: QueueRequest, result: unknown) => void;
 
 export class AofqNode {
   readonly store: Store;
@@ -69,6 +76,7 @@ export class AofqNode {
   private readonly logger: Logger;
   private readonly queueWaiters = new Map<string, Set<Waiter>>();
   private readonly eventListeners = new Set<QueueEventListener>();
+  private readonly requestListeners = new Set<QueueRequestListener>();
   private deadlineTimer: NodeJS.Timeout | null = null;
   private deadlineAt = Number.POSITIVE_INFINITY;
   private expireTimer: NodeJS.Timeout | null = null;
@@ -94,7 +102,12 @@ export class AofqNode {
         if (node?.live) node.dispatchQueueEvent(queue, event, options.onQueueEvent);
       },
     });
-    const sink = replaySink(store, queues);
+    const replay = replaySink(store, queues);
+    const onLoadProgress = options.onLoadProgress;
+    const sink: LoadSink = {
+      record: (argv) => replay.record(argv),
+      ...(onLoadProgress !== undefined ? { progress: onLoadProgress } : {}),
+    };
     const aof = await AofEngine.open(
       cfg,
       {
@@ -102,6 +115,7 @@ export class AofqNode {
         logger,
         clock,
         snapshotter: options.snapshotter ?? workerSnapshotter(),
+        onFsync: options.onFsync,
         ...(options.rewriteCronMs !== undefined ? { rewriteCronMs: options.rewriteCronMs } : {}),
       },
       sink,
@@ -160,6 +174,8 @@ export class AofqNode {
     else if (this.closed) throw new AofqError('AOFQ_ERR_SERVER_SHUTTING_DOWN');
     const { result, records } = this.queues.execute(request, this.context());
     const lsn = this.appendAll(records);
+    if (this.requestListeners.size > 0)
+      for (const listener of this.requestListeners) listener(request, result);
     this.armDeadline();
     await this.settle(lsn, this.queues.durabilityOf(request.queue));
     return result;
@@ -236,6 +252,18 @@ export class AofqNode {
     this.eventListeners.add(listener);
     return () => {
       this.eventListeners.delete(listener);
+    };
+  }
+
+  /**
+   * Listen to every queue request applied on this node (reads included), with
+   * its result, synchronously after apply and append. Listeners must not throw
+   * and must be cheap: they run on every request. Returns the unsubscribe function.
+   */
+  onQueueRequest(listener: QueueRequestListener): () => void {
+    this.requestListeners.add(listener);
+    return () => {
+      this.requestListeners.delete(listener);
     };
   }
 

@@ -24,6 +24,7 @@ export const COMMANDS = [
   'Q.CLEAN',
   'Q.OBLITERATE',
   'Q.RETRY',
+  'Q.RETRYJOB',
   'Q.PROMOTE',
   'Q.DUE',
   'Q.REMOVE',

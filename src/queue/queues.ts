@@ -41,6 +41,7 @@ import type {
 import {
   checkCount,
   checkDelay,
+  checkFlag,
   checkJobName,
   checkJobsOptions,
   checkLeaseMs,
@@ -378,6 +379,8 @@ export class Queues implements StateMachine, Snapshottable {
         if (queue.set(StateCode.Failed).size === 0) return { ids: [] };
         return { ids: this.commit(records, 'Q.RETRY', [queue.name, nowMs, count]) as string[] };
       }
+      case 'retryJob':
+        return this.decideRetryJob(request, records);
       case 'promote': {
         const queue = this.existing(request.queue);
         if (request.id !== undefined) {
@@ -626,6 +629,42 @@ export class Queues implements StateMachine, Snapshottable {
     return { moved };
   }
 
+  /** BullMQ's Job.retry: one failed (or, asked for, completed) job back to waiting, as one Q.RETRYJOB. */
+  private decideRetryJob(
+    request: Extract<QueueRequest, { op: 'retryJob' }>,
+    records: Array<Array<Buffer | string>>,
+  ): ResultMap['retryJob'] {
+    const queue = this.existing(request.queue);
+    const job = this.jobOf(queue, request.id);
+    const expected = request.state ?? 'failed';
+    if (expected !== 'failed' && expected !== 'completed')
+      throw requestInvalid("state must be 'failed' or 'completed'");
+    const resetMade = checkFlag(request.resetAttemptsMade, 'resetAttemptsMade');
+    const resetStarted = checkFlag(request.resetAttemptsStarted, 'resetAttemptsStarted');
+    const current = STATE_NAMES[job.state] as JobState;
+    if (current !== expected) {
+      throw new AofqError('AOFQ_ERR_JOB_STATE', {
+        id: job.id,
+        state: current,
+        reason:
+          expected === 'failed'
+            ? "only a failed job can be retried (a completed one with state 'completed')"
+            : 'the job is not completed',
+      });
+    }
+    if (queue.unfinished() + 1 > queue.config.maxJobs) {
+      throw new AofqError('AOFQ_ERR_QUEUE_FULL', { queue: queue.name, maxJobs: queue.config.maxJobs });
+    }
+    this.commit(records, 'Q.RETRYJOB', [
+      queue.name,
+      job.id,
+      stateCode(expected),
+      resetMade ? 1 : 0,
+      resetStarted ? 1 : 0,
+    ]);
+    return { id: job.id, state: STATE_NAMES[job.state] as JobState };
+  }
+
   private listJobs(request: Extract<QueueRequest, { op: 'listJobs' }>): ResultMap['listJobs'] {
     const queue = this.existing(request.queue);
     const state = stateCode(checkStateName(request.state));
@@ -715,6 +754,8 @@ export class Queues implements StateMachine, Snapshottable {
         return this.applyObliterate(reader);
       case 'Q.RETRY':
         return this.applyRetry(reader);
+      case 'Q.RETRYJOB':
+        return this.applyRetryJob(reader);
       case 'Q.PROMOTE':
       case 'Q.DUE':
         return this.applyPromote(reader, reader.command === 'Q.DUE');
@@ -1152,6 +1193,29 @@ export class Queues implements StateMachine, Snapshottable {
       ids.push(job.id);
     }
     return ids;
+  }
+
+  /** Q.RETRYJOB queue id fromState resetAttemptsMade resetAttemptsStarted (BullMQ's reprocessJob). */
+  private applyRetryJob(reader: RecordReader): null {
+    const queue = this.readQueue(reader);
+    const job = this.readJob(reader, queue);
+    const from = reader.uint('state', StateCode.Failed) as StateCode;
+    const resetMade = reader.uint('resetAttemptsMade', 1);
+    const resetStarted = reader.uint('resetAttemptsStarted', 1);
+    reader.end();
+    if (from !== StateCode.Failed && from !== StateCode.Completed) throw reader.fail('not a finished state');
+    if (job.state !== from) throw reader.fail(`job '${job.id}' is not ${STATE_NAMES[from]}`);
+    queue.detach(job);
+    if (resetMade === 1) job.attemptsMade = 0;
+    if (resetStarted === 1) job.attemptsStarted = 0;
+    job.processedOn = 0;
+    job.finishedOn = 0;
+    if (job.extra !== null) {
+      if (from === StateCode.Failed) job.extra.failedReason = '';
+      else job.extra.returnvalue = 'null';
+    }
+    this.makeReady(queue, job, STATE_NAMES[from]);
+    return null;
   }
 
   private applyPromote(reader: RecordReader, dueOnly: boolean): string[] {

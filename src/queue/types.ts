@@ -147,6 +147,18 @@ export type QueueRequest =
   | { op: 'clean'; queue: string; graceMs: number; limit: number; state: JobState }
   | { op: 'obliterate'; queue: string; force?: boolean }
   | { op: 'retryJobs'; queue: string; count?: number }
+  | {
+      /** BullMQ's Job.retry: one finished job back to waiting (or prioritized). */
+      op: 'retryJob';
+      queue: string;
+      id: string;
+      /** The state the job must be in: 'failed' (default, as BullMQ) or 'completed'. */
+      state?: 'failed' | 'completed';
+      /** Start counting attempts again (BullMQ's resetAttemptsMade; default false). */
+      resetAttemptsMade?: boolean;
+      /** BullMQ's resetAttemptsStarted; default false. */
+      resetAttemptsStarted?: boolean;
+    }
   | { op: 'promote'; queue: string; id?: string; count?: number }
   | { op: 'remove'; queue: string; id: string }
   | { op: 'redrive'; queue: string; count?: number }
@@ -188,6 +200,7 @@ export interface ResultMap {
   clean: { ids: string[] };
   obliterate: { removed: number };
   retryJobs: { ids: string[] };
+  retryJob: { id: string; state: JobState };
   promote: { ids: string[] };
   remove: { id: string };
   redrive: { moved: Array<{ from: string; queue: string; id: string }> };

@@ -279,6 +279,13 @@ export function checkCount(value: unknown, fallback: number, max: number, what: 
   return integerIn(value, 1, max, what, requestInvalid);
 }
 
+/** An optional boolean flag of a request; absent is false. */
+export function checkFlag(value: unknown, what: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw requestInvalid(`${what} must be a boolean`);
+  return value;
+}
+
 export function checkDelay(value: unknown, what: string): number {
   if (value === undefined) return 0;
   return integerIn(value, 0, LIMITS.delayMsMax, what, requestInvalid);

@@ -2,6 +2,10 @@
  * Start a real `aofq server` process on a free loopback port for a test, wait
  * until /readyz answers 200, and stop it by its PID (SIGTERM, or SIGKILL for
  * crash tests). Runs the TypeScript sources through tsx, so no build is needed.
+ *
+ * Test servers run in parallel: none may take the default RESP port 7379. A
+ * server gets `--resp-port 0` (no RESP port) unless the test asks for one with
+ * `resp: true` (a free port, on the handle as `respPort`) or `respPort: n`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -22,7 +26,11 @@ const MAX_OUTPUT_BYTES = 1024 * 1024;
 export interface ServerProcess {
   readonly pid: number;
   readonly port: number;
+  /** The RESP port the server was started with; null when it has none (`--resp-port 0`). */
+  readonly respPort: number | null;
   readonly url: string;
+  /** ws://127.0.0.1:<port>/v1/ws */
+  readonly wsUrl: string;
   readonly child: ChildProcess;
   stdout(): string;
   stderr(): string;
@@ -37,6 +45,10 @@ export interface StartOptions {
   waitReady?: boolean;
   /** Pick this port instead of a free one. */
   port?: number;
+  /** Give the server a RESP port on a free loopback port (default: none, `--resp-port 0`). */
+  resp?: boolean;
+  /** Give the server this RESP port (implies `resp`). */
+  respPort?: number;
 }
 
 export function freePort(): Promise<number> {
@@ -86,9 +98,18 @@ function waitExit(child: ChildProcess, timeoutMs: number): Promise<number | null
 
 export async function startServer(options: StartOptions = {}): Promise<ServerProcess> {
   const port = options.port ?? (await freePort());
+  const respPort = options.respPort ?? (options.resp === true ? await freePort() : null);
   const child = spawn(
     process.execPath,
-    serverCommand(['--host', '127.0.0.1', '--port', String(port), ...(options.args ?? [])]),
+    serverCommand([
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--resp-port',
+      String(respPort ?? 0),
+      ...(options.args ?? []),
+    ]),
     { cwd: ROOT, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const out = { text: '' };
@@ -101,7 +122,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
   const server: ServerProcess = {
     pid,
     port,
+    respPort,
     url,
+    wsUrl: `ws://127.0.0.1:${port}/v1/ws`,
     child,
     stdout: () => out.text,
     stderr: () => err.text,
@@ -133,12 +156,15 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
   }
 }
 
-/** Run `aofq server <args>` expecting it to exit by itself (a config error); returns its code and output. */
+/**
+ * Run `aofq server <args>` expecting it to exit by itself (a config error); returns its code and output.
+ * It gets `--resp-port 0` first, so that it never binds 7379; `args` may override it.
+ */
 export async function runServerToExit(
   args: readonly string[],
   env?: Readonly<Record<string, string>>,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, serverCommand(args), {
+  const child = spawn(process.execPath, serverCommand(['--resp-port', '0', ...args]), {
     cwd: ROOT,
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],

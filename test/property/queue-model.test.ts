@@ -232,6 +232,14 @@ class Model {
         }
         return { ok: ids };
       }
+      case 'retryJob': {
+        const job = this.jobs.get(op.id);
+        if (!job) return { code: 'AOFQ_ERR_JOB_NOT_FOUND' };
+        if (job.state !== op.state) return { code: 'AOFQ_ERR_JOB_STATE' };
+        if (op.reset) job.attemptsMade = 0;
+        this.enterReady(job);
+        return { ok: job.state };
+      }
       case 'pause':
       case 'resume':
         this.paused = op.kind === 'pause';
@@ -264,6 +272,7 @@ type Op =
   | { kind: 'promote'; id: string }
   | { kind: 'remove'; id: string }
   | { kind: 'retryJobs' }
+  | { kind: 'retryJob'; id: string; state: 'failed' | 'completed'; reset: boolean }
   | { kind: 'pause' }
   | { kind: 'resume' }
   | { kind: 'advance'; ms: number }
@@ -281,6 +290,7 @@ type Draft =
       delayMs: number;
     }
   | { kind: 'promote' | 'remove'; pick: number }
+  | { kind: 'retryJob'; pick: number; completed: boolean; reset: boolean }
   | { kind: 'retryJobs' | 'pause' | 'resume' | 'tick' }
   | { kind: 'advance'; ms: number };
 
@@ -328,6 +338,15 @@ const draft: fc.Arbitrary<Draft> = fc.oneof(
       kind: fc.constantFrom('retryJobs' as const, 'pause' as const, 'resume' as const),
     }),
   },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('retryJob' as const),
+      pick: fc.nat(20),
+      completed: fc.boolean(),
+      reset: fc.boolean(),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('tick' as const) }) },
   {
     weight: 3,
@@ -359,6 +378,16 @@ function concretize(model: Model, d: Draft): Op {
       const delayed = model.list('delayed');
       const pool = d.kind === 'promote' && delayed.length > 0 && d.pick % 2 === 0 ? delayed : known;
       return { kind: d.kind, id: pool[d.pick % Math.max(1, pool.length)]?.id ?? 'missing' };
+    }
+    case 'retryJob': {
+      // Mostly a finished job with its own state; sometimes any job, or the other finished state (refused).
+      const finished = [...model.list('failed'), ...model.list('completed')];
+      const pool = finished.length > 0 && d.pick % 4 !== 0 ? finished : known;
+      const job = pool[d.pick % Math.max(1, pool.length)];
+      const own = job?.state === 'completed' || job?.state === 'failed' ? job.state : undefined;
+      const asked = d.completed ? 'completed' : 'failed';
+      const state = own !== undefined && d.pick % 5 !== 0 ? own : asked;
+      return { kind: 'retryJob', id: job?.id ?? 'missing', state, reset: d.reset };
     }
     default:
       return d;
@@ -409,6 +438,8 @@ function toRequest(op: Op): QueueRequest | null {
       return { op: 'remove', queue: QUEUE, id: op.id };
     case 'retryJobs':
       return { op: 'retryJobs', queue: QUEUE };
+    case 'retryJob':
+      return { op: 'retryJob', queue: QUEUE, id: op.id, state: op.state, resetAttemptsMade: op.reset };
     case 'pause':
     case 'resume':
       return { op: op.kind, queue: QUEUE };
@@ -430,6 +461,7 @@ function summarize(op: Op, result: unknown): unknown {
       return r.id;
     case 'nack':
     case 'release':
+    case 'retryJob':
       return r.state;
     case 'extend':
       return r.leaseUntil;
@@ -520,6 +552,15 @@ describe('queue core against a reference model', () => {
     );
   });
 
+  it('agrees on long workloads, where jobs finish and are retried (retryJob)', () => {
+    fc.assert(
+      fc.property(fc.array(draft, { minLength: 60, maxLength: 120 }), (drafts) => {
+        runAgainstModel(drafts, false);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   it('replaying the records, and the snapshot records, gives an equal digest', () => {
     fc.assert(
       fc.property(fc.array(draft, { minLength: 1, maxLength: 60 }), fc.boolean(), (drafts, limited) => {
@@ -591,6 +632,14 @@ describe('replay determinism with dead-lettering and jitter', () => {
                 run({ op: 'release', queue, id, token, delayMs: Math.max(0, d.delayMs) });
               else run({ op: 'extend', queue, id, token, leaseMs: 200 });
             } else if (d.kind === 'retryJobs') run({ op: 'redrive', queue: 'dlq' });
+            else if (d.kind === 'retryJob')
+              run({
+                op: 'retryJob',
+                queue: d.completed ? queue : 'dlq',
+                id: String(d.pick),
+                state: d.completed ? 'completed' : 'failed',
+                resetAttemptsMade: d.reset,
+              });
             else {
               const request = toRequest(
                 d.kind === 'promote' || d.kind === 'remove'

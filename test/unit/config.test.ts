@@ -59,6 +59,16 @@ describe('defaults', () => {
     expect(config.host).toBe('127.0.0.1');
     expect(config.port).toBe(7700);
     expect(config.respPort).toBe(7379);
+    expect(config.respHost).toBe('127.0.0.1');
+    expect(config.maxClients).toBe(10_000);
+    expect(config.clientQueryBufferLimit).toBe(64 * 1024 * 1024);
+    expect(config.protoMaxBulkLen).toBe(512 * 1024 * 1024);
+    expect(config.ws).toEqual({
+      maxPayload: 1024 * 1024,
+      eventRingSize: 10_000,
+      releaseOnDisconnect: true,
+      pingIntervalMs: 30_000,
+    });
     expect(config.bodyLimit).toBe(1024 * 1024);
     expect(config.tokens).toEqual([]);
     expect(config.loglevel).toBe('info');
@@ -198,6 +208,48 @@ describe('refusals', () => {
   it('refuses a non-loopback host without a token, and accepts it with one', () => {
     expect(failure(() => load(['--host', '0.0.0.0']))).toMatch(/not a loopback address/);
     expect(load(['--host', '0.0.0.0', '--tokens', `a:admin:${SECRET}`]).config.host).toBe('0.0.0.0');
+  });
+
+  it('refuses a non-loopback resp-host without a token, unless the RESP port is off (resp-port 0)', () => {
+    expect(failure(() => load(['--resp-host', '0.0.0.0']))).toMatch(
+      /resp-host '0\.0\.0\.0' is not a loopback address and no token/,
+    );
+    expect(load(['--resp-host', '::', '--tokens', `a:admin:${SECRET}`]).config.respHost).toBe('::');
+    expect(load(['--resp-host', '0.0.0.0', '--resp-port', '0']).config.respPort).toBe(0);
+    expect(load(['--resp-host', '::1']).config.respHost).toBe('::1');
+  });
+
+  it('reads the RESP and WebSocket directives, with their bounds', () => {
+    const { config } = load([
+      '--maxclients',
+      '50',
+      '--client-query-buffer-limit',
+      '2mb',
+      '--proto-max-bulk-len',
+      '1mb',
+      '--ws-max-payload',
+      '64kb',
+      '--ws-event-ring-size',
+      '100',
+      '--ws-release-on-disconnect',
+      'no',
+      '--ws-ping-interval-ms',
+      '1000',
+    ]);
+    expect(config).toMatchObject({
+      maxClients: 50,
+      clientQueryBufferLimit: 2 * 1024 * 1024,
+      protoMaxBulkLen: 1024 * 1024,
+      ws: { maxPayload: 64 * 1024, eventRingSize: 100, releaseOnDisconnect: false, pingIntervalMs: 1000 },
+    });
+    expect(failure(() => load(['--maxclients', '0']))).toMatch(/maxClients/);
+    expect(failure(() => load(['--client-query-buffer-limit', '64kb']))).toMatch(/clientQueryBufferLimit/);
+    expect(failure(() => load(['--proto-max-bulk-len', '1gb']))).toMatch(/protoMaxBulkLen/);
+    expect(failure(() => load(['--ws-max-payload', '12']))).toMatch(/ws\.maxPayload/);
+    expect(failure(() => load(['--ws-event-ring-size', '0']))).toMatch(/ws\.eventRingSize/);
+    expect(failure(() => load(['--ws-release-on-disconnect', 'maybe']))).toMatch(/yes or no/);
+    expect(failure(() => load(['--ws-ping-interval-ms', '10']))).toMatch(/ws\.pingIntervalMs/);
+    expect(failure(() => load(['--resp-port', '-1']))).toMatch(/respPort/);
   });
 });
 

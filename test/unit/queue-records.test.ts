@@ -76,6 +76,7 @@ function workload(): Array<Array<Buffer | string>> {
   run({ op: 'remove', queue: 'b', id: '1' });
   run({ op: 'clean', queue: 'b', graceMs: 0, limit: 10, state: 'waiting' });
   run({ op: 'retryJobs', queue: 'a' });
+  run({ op: 'retryJob', queue: 'a', id: one?.job.id ?? '', state: 'completed', resetAttemptsMade: true });
   run({ op: 'drain', queue: 'b' });
   run({ op: 'obliterate', queue: 'b' });
   return records;
@@ -86,7 +87,7 @@ describe('record names', () => {
     for (const name of COMMANDS) expect(name).toMatch(/^Q\.[A-Z]+$/);
     const names = new Set(workload().map((record) => record[0]?.toString()));
     expect(names.size).toBeGreaterThanOrEqual(15);
-    for (const name of ['Q.EXPIRE', 'Q.REDRIVE', 'Q.DUE', 'Q.NACK', 'Q.RELEASE'])
+    for (const name of ['Q.EXPIRE', 'Q.REDRIVE', 'Q.DUE', 'Q.NACK', 'Q.RELEASE', 'Q.RETRYJOB'])
       expect(names).toContain(name);
   });
 });

@@ -487,6 +487,117 @@ describe('reads and admin', () => {
     expect(digest(replayed(h.records))).toBe(digest(h.queues));
   });
 
+  it('retryJob (BullMQ Job.retry) moves one failed or completed job back, as one record', () => {
+    const h = new Harness();
+    h.run({ op: 'setConfig', queue: 'a', config: { maxAttempts: 2 } });
+    const failing = h.add('a', 'f', { priority: 2 });
+    const other = h.add('a', 'o');
+    // Two failed attempts: the job fails with its attempts exhausted.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      h.now += 1;
+      const [leased] = h.lease('a', 2).jobs.filter((l) => l.job.id === failing);
+      h.run({
+        op: 'nack',
+        queue: 'a',
+        id: failing,
+        token: leased?.token ?? 0,
+        failedReason: `boom ${attempt}`,
+        stacktrace: `at ${attempt}`,
+      });
+    }
+    expect(h.state('a', failing)).toMatchObject({ state: 'failed', job: { attemptsMade: 2 } });
+    expect(h.state('a', other).state).toBe('active');
+
+    // Only a failed job by default; a waiting/active one, an unknown one, a bad flag: refused, nothing logged.
+    const before = h.records.length;
+    expect(codeOf(() => h.run({ op: 'retryJob', queue: 'a', id: other }))).toBe('AOFQ_ERR_JOB_STATE');
+    expect(codeOf(() => h.run({ op: 'retryJob', queue: 'a', id: 'nope' }))).toBe('AOFQ_ERR_JOB_NOT_FOUND');
+    expect(codeOf(() => h.run({ op: 'retryJob', queue: 'zz', id: failing }))).toBe(
+      'AOFQ_ERR_QUEUE_NOT_FOUND',
+    );
+    expect(codeOf(() => h.run({ op: 'retryJob', queue: 'a', id: failing, state: 'completed' }))).toBe(
+      'AOFQ_ERR_JOB_STATE',
+    );
+    expect(
+      codeOf(() =>
+        h.run({ op: 'retryJob', queue: 'a', id: failing, resetAttemptsMade: 'yes' as unknown as boolean }),
+      ),
+    ).toBe('AOFQ_ERR_QUEUE_INVALID_REQUEST');
+    expect(h.records.length).toBe(before);
+
+    h.events.length = 0;
+    expect(h.run({ op: 'retryJob', queue: 'a', id: failing })).toEqual({ id: failing, state: 'prioritized' });
+    expect(h.records.length).toBe(before + 1);
+    expect(h.records.at(-1)?.[0]?.toString()).toBe('Q.RETRYJOB');
+    expect(h.events).toEqual([['a', { event: 'waiting', jobId: failing, prev: 'failed' }]]);
+    const retried = h.state('a', failing);
+    // As BullMQ: finishedOn, processedOn and failedReason go; attempts are kept unless reset; the stack stays.
+    expect(retried.state).toBe('prioritized');
+    expect(retried.job).toMatchObject({ attemptsMade: 2, attemptsStarted: 2, failedReason: '' });
+    expect(retried.job.finishedOn).toBeUndefined();
+    expect(retried.job.processedOn).toBeUndefined();
+    expect(JSON.parse(retried.job.stacktrace)).toEqual(['at 0', 'at 1']);
+    // With its attempts used up, the next failure fails it at once.
+    const [again] = h.lease('a').jobs;
+    expect(again?.job.id).toBe(failing);
+    expect(
+      h.run({ op: 'nack', queue: 'a', id: failing, token: again?.token ?? 0, failedReason: 'still' }).state,
+    ).toBe('failed');
+
+    // resetAttemptsMade gives it its attempts again.
+    h.run({ op: 'retryJob', queue: 'a', id: failing, resetAttemptsMade: true, resetAttemptsStarted: true });
+    expect(h.state('a', failing).job).toMatchObject({ attemptsMade: 0, attemptsStarted: 0 });
+    const [third] = h.lease('a').jobs;
+    expect(
+      h.run({ op: 'nack', queue: 'a', id: failing, token: third?.token ?? 0, failedReason: 'x' }).state,
+    ).not.toBe('failed');
+
+    // An active job is not completed either.
+    expect(codeOf(() => h.run({ op: 'retryJob', queue: 'a', id: other, state: 'completed' }))).toBe(
+      'AOFQ_ERR_JOB_STATE',
+    );
+    expect(digest(replayed(h.records))).toBe(digest(h.queues));
+  });
+
+  it('retryJob of a completed job clears its returnvalue; maxJobs bounds it; replay checks the record', () => {
+    const h = new Harness();
+    h.run({ op: 'setConfig', queue: 'a', config: { maxJobs: 1 } });
+    const id = h.add('a', 'c', { lifo: true });
+    const [leased] = h.lease('a').jobs;
+    h.run({ op: 'ack', queue: 'a', id, token: leased?.token ?? 0, returnvalue: { sent: true } });
+    expect(h.state('a', id).job.returnvalue).toBe('{"sent":true}');
+    expect(codeOf(() => h.run({ op: 'retryJob', queue: 'a', id }))).toBe('AOFQ_ERR_JOB_STATE');
+    h.add('a', 'fills the queue');
+    expect(codeOf(() => h.run({ op: 'retryJob', queue: 'a', id, state: 'completed' }))).toBe(
+      'AOFQ_ERR_QUEUE_FULL',
+    );
+    h.run({ op: 'setConfig', queue: 'a', config: { maxJobs: 10 } });
+    expect(h.run({ op: 'retryJob', queue: 'a', id, state: 'completed' })).toEqual({ id, state: 'waiting' });
+    const job = h.state('a', id).job;
+    expect(job).toMatchObject({ returnvalue: 'null', attemptsMade: 1 });
+    expect(job.finishedOn).toBeUndefined();
+    // lifo: it goes to the front of the waiting list.
+    expect(h.leaseIds('a')).toEqual([id]);
+    expect(digest(replayed(h.records))).toBe(digest(h.queues));
+
+    // A record that does not match the state is refused on replay, with no change.
+    const queues = replayed(h.records);
+    const snapshot = digest(queues);
+    for (const record of [
+      ['Q.RETRYJOB', 'a', id, '5', '0', '0'], // the job is active now, not failed
+      ['Q.RETRYJOB', 'a', id, '3', '0', '0'], // not a finished state
+      ['Q.RETRYJOB', 'a', id, '4', '2', '0'], // flag out of range
+      ['Q.RETRYJOB', 'a', 'missing', '4', '0', '0'],
+      ['Q.RETRYJOB', 'a', id, '4', '0'],
+    ]) {
+      expect(
+        codeOf(() => queues.replay(record.map((part) => Buffer.from(part)))),
+        record.join(' '),
+      ).toBe('AOFQ_ERR_QUEUE_RECORD_INVALID');
+      expect(digest(queues)).toBe(snapshot);
+    }
+  });
+
   it('maxJobs applies backpressure to a whole bulk', () => {
     const h = new Harness();
     h.run({ op: 'setConfig', queue: 'a', config: { maxJobs: 3 } });

@@ -43,8 +43,10 @@ export interface GenSpec {
   payloadBytes: number;
   /** aofq: the queue's durability. */
   durability?: 'default' | 'fsync';
-  /** rewrite-impact: seconds of load before the rewrite starts. */
+  /** rewrite-impact: seconds of measured load before the rewrite starts. */
   baselineS?: number;
+  /** rewrite-impact: untimed load first, at least this long (and at least `warmup` jobs). */
+  warmupS?: number;
 }
 
 export interface GenResult {
@@ -763,13 +765,14 @@ async function rewriteImpact(spec: GenSpec): Promise<GenResult> {
   await prepareAofqQueue({ port: spec.port, durability: 'default' }, spec.queue);
   const body = `{"name":"j","data":${payload}}`;
   const path = `/v1/queues/${spec.queue}/jobs`;
-  const maxOps = 5_000_000;
+  const maxOps = 2_000_000;
   const baseline = new Samples(maxOps);
   const during = new Samples(maxOps);
   let phase: 'warmup' | 'baseline' | 'during' | 'stop' = 'warmup';
   let errors = 0;
   let ops = 0;
   const hardDeadline = now() + (spec.capS + (spec.baselineS ?? 5) + 600) * 1000;
+  const warmUntil = now() + (spec.warmupS ?? 0) * 1000;
   const loop = async (): Promise<void> => {
     while (phase !== 'stop' && ops < maxOps && now() < hardDeadline) {
       const started = phase;
@@ -785,7 +788,7 @@ async function rewriteImpact(spec: GenSpec): Promise<GenResult> {
       if (res.statusCode !== 201) errors++;
       else if (started === 'baseline') baseline.add(now() - t);
       else if (started === 'during') during.add(now() - t);
-      if (started === 'warmup' && ops >= spec.warmup) phase = phase === 'warmup' ? 'baseline' : phase;
+      if (phase === 'warmup' && ops >= spec.warmup && now() >= warmUntil) phase = 'baseline';
     }
   };
   const loops = Promise.all(Array.from({ length: spec.clients }, loop));

@@ -200,6 +200,7 @@ async function aofqDataset(rows: Collector, n: number): Promise<void> {
           inflight: 1,
           payloadBytes: CONFIG.payloadBytes,
           baselineS: CONFIG.quick ? 2 : 5,
+          warmupS: CONFIG.quick ? 1 : 3,
         },
         1_000_000,
       );

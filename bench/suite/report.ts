@@ -260,6 +260,86 @@ function rowValue(r: Row | undefined): string {
   return `${fmt(r.value, r.unit)} ${r.unit}`;
 }
 
+/** The value with the spread of its runs: `12,345 jobs/s (11,900-12,800)`. */
+function valueWithRange(r: Row | undefined): string {
+  const v = rowValue(r);
+  if (r?.status !== 'ok' || r.runs.length < 2) return v;
+  const finite = r.runs.filter(Number.isFinite);
+  return `${v} (${fmt(Math.min(...finite), r.unit)}-${fmt(Math.max(...finite), r.unit)})`;
+}
+
+const d = (r: Row | undefined, key: string, unit: string): string => fmt(r?.detail[key], unit);
+const mib = (r: Row | undefined, key: string): string => {
+  const v = r?.detail[key];
+  return v === undefined || !Number.isFinite(v) ? 'n/a' : `${v.toFixed(0)} MiB`;
+};
+
+/** Per workload: the columns after `comparison` and the ratio, and how to fill them from the two rows. */
+function columns(workload: WorkloadName): [string[], (a: Row | undefined, p: Row | undefined) => string[]] {
+  switch (workload) {
+    case 'engine':
+    case 'enqueue':
+      return [
+        ['aofq (range)', 'peer (range)', 'p50 / p99 ms: aofq; peer', 'cpu gen / server: aofq; peer'],
+        (a, p) => [
+          valueWithRange(a),
+          valueWithRange(p),
+          `${latencyText(a)}; ${latencyText(p)}`,
+          `${cpuText(a)}; ${cpuText(p)}`,
+        ],
+      ];
+    case 'e2e':
+      return [
+        ['aofq (range)', 'peer (range)', 'cpu gen / server: aofq; peer'],
+        (a, p) => [valueWithRange(a), valueWithRange(p), `${cpuText(a)}; ${cpuText(p)}`],
+      ];
+    case 'recovery':
+      return [
+        [
+          'aofq (range)',
+          'peer (range)',
+          "servers' own figure: aofq log 'ready'; Redis 'DB loaded'",
+          'empty aofq start',
+        ],
+        (a, p) => [
+          valueWithRange(a),
+          valueWithRange(p),
+          `${d(a, 'logReadyS', 's')} s; ${d(p, 'logLoadS', 's')} s`,
+          `${d(a, 'emptyStartS', 's')} s`,
+        ],
+      ];
+    case 'memory':
+      return [
+        ['aofq', 'peer', 'aofq RSS: loaded / empty', 'Redis used_memory / used_memory_rss (loaded)'],
+        (a, p) => [
+          valueWithRange(a),
+          valueWithRange(p),
+          `${mib(a, 'rssMiB')} / ${mib(a, 'rssEmptyMiB')}`,
+          `${mib(p, 'usedMemoryMiB')} / ${mib(p, 'usedMemoryRssMiB')}`,
+        ],
+      ];
+    case 'rewrite':
+      return [
+        [
+          'p99 during',
+          'p99 without',
+          'p50 ms: during; without',
+          'max ms: during; without',
+          'jobs/s: during; without',
+          'rewrite',
+        ],
+        (a, p) => [
+          valueWithRange(a),
+          valueWithRange(p),
+          `${d(a, 'p50Ms', 'ms')}; ${d(p, 'p50Ms', 'ms')}`,
+          `${d(a, 'maxMs', 'ms')}; ${d(p, 'maxMs', 'ms')}`,
+          `${d(a, 'jobsPerS', 'jobs/s')}; ${d(p, 'jobsPerS', 'jobs/s')}`,
+          `${d(a, 'rewriteS', 's')} s`,
+        ],
+      ];
+  }
+}
+
 function cpuText(r: Row | undefined): string {
   if (!r) return '-';
   const g = r.detail.genCpuPct;
@@ -483,28 +563,15 @@ export function markdownSection(
     lines.push('');
     lines.push(how);
     lines.push('');
+    const [head, cells] = columns(workload);
     lines.push(
       mdTable(
-        [
-          'comparison',
-          'aofq / peer',
-          'aofq',
-          'peer',
-          'p50 / p99 ms (aofq; peer)',
-          'cpu gen / server (aofq; peer)',
-        ],
-        cs.map((c) => {
-          const a = byId.get(c.aofq);
-          const p = byId.get(c.peer);
-          return [
-            c.label,
-            `**${ratioText(c.ratio)}**${c.higherIsBetter ? '' : ' (lower is better)'}`,
-            rowValue(a),
-            rowValue(p),
-            `${latencyText(a)}; ${latencyText(p)}`,
-            `${cpuText(a)}; ${cpuText(p)}`,
-          ];
-        }),
+        ['comparison', 'aofq / peer', ...head],
+        cs.map((c) => [
+          c.label,
+          `**${ratioText(c.ratio)}**${c.higherIsBetter ? '' : ' (lower is better)'}`,
+          ...cells(byId.get(c.aofq), byId.get(c.peer)),
+        ]),
       ),
     );
     lines.push('');

@@ -83,6 +83,9 @@ class Samples {
   get count(): number {
     return this.n;
   }
+  copyInto(other: Samples): void {
+    for (let i = 0; i < this.n; i++) other.add(this.values[i] as number);
+  }
   summary(): { p50Ms: number; p99Ms: number; maxMs: number } {
     const s = this.values.subarray(0, this.n).slice().sort();
     const pct = (p: number): number =>
@@ -759,78 +762,90 @@ async function persistence(port: number): Promise<Record<string, number | string
   return body.persistence;
 }
 
+/**
+ * Closed-loop HTTP enqueues (`clients` connections): warm-up, `baselineS` s
+ * before the rewrite, the rewrite (until INFO says it finished), `baselineS` s
+ * after it. "Without a rewrite" is the before and after windows together, so
+ * that a drift (JIT, GC of a just-loaded heap) does not land on one side only.
+ */
 async function rewriteImpact(spec: GenSpec): Promise<GenResult> {
   const payload = payloadText(0, spec.payloadBytes);
   const pool = new Pool(`http://127.0.0.1:${spec.port}`, { connections: spec.clients, pipelining: 1 });
   await prepareAofqQueue({ port: spec.port, durability: 'default' }, spec.queue);
   const body = `{"name":"j","data":${payload}}`;
   const path = `/v1/queues/${spec.queue}/jobs`;
-  const maxOps = 2_000_000;
-  const baseline = new Samples(maxOps);
-  const during = new Samples(maxOps);
-  let phase: 'warmup' | 'baseline' | 'during' | 'stop' = 'warmup';
+  const maxOps = 4_000_000;
+  const windowS = spec.baselineS ?? 5;
+  const rewriteCapMs = 600_000;
+  const samples = {
+    before: new Samples(maxOps / 4),
+    during: new Samples(maxOps / 2),
+    after: new Samples(maxOps / 4),
+  };
+  type Phase = 'warmup' | keyof typeof samples | 'stop';
+  let phase: Phase = 'warmup';
   let errors = 0;
   let ops = 0;
-  const hardDeadline = now() + (spec.capS + (spec.baselineS ?? 5) + 600) * 1000;
+  const hardDeadline = now() + (60 + 2 * windowS) * 1000 + rewriteCapMs;
   const warmUntil = now() + (spec.warmupS ?? 0) * 1000;
+  const headers = { 'content-type': 'application/json' };
   const loop = async (): Promise<void> => {
     while (phase !== 'stop' && ops < maxOps && now() < hardDeadline) {
-      const started = phase;
+      const started: Phase = phase;
       const t = now();
-      const res = await pool.request({
-        method: 'POST',
-        path,
-        headers: { 'content-type': 'application/json' },
-        body,
-      });
+      const res = await pool.request({ method: 'POST', path, headers, body });
       await res.body.dump();
       ops++;
       if (res.statusCode !== 201) errors++;
-      else if (started === 'baseline') baseline.add(now() - t);
-      else if (started === 'during') during.add(now() - t);
-      if (phase === 'warmup' && ops >= spec.warmup && now() >= warmUntil) phase = 'baseline';
+      else if (started !== 'warmup') samples[started].add(now() - t);
+      if (phase === 'warmup' && ops >= spec.warmup && now() >= warmUntil) phase = 'before';
     }
   };
   const loops = Promise.all(Array.from({ length: spec.clients }, loop));
   await waitUntil(() => phase !== 'warmup', now() + 60_000);
   const cpu = cpuMark(spec.serverPid);
-  const baselineStart = now();
-  await sleep((spec.baselineS ?? 5) * 1000);
-  const before = Number((await persistence(spec.port)).aof_rewrites);
+  await sleep(windowS * 1000);
+  const rewritesBefore = Number((await persistence(spec.port)).aof_rewrites);
   phase = 'during';
   const rewriteStart = now();
   const started = await fetch(`http://127.0.0.1:${spec.port}/v1/admin/rewrite`, { method: 'POST' });
-  if (started.status !== 202)
+  if (started.status !== 202) {
     throw new Error(`POST /v1/admin/rewrite: ${started.status} ${await started.text()}`);
+  }
   let rewriteSecs = Number.NaN;
   let rewriteStatus = 'timeout';
-  const capMs = Math.max(60_000, spec.capS * 1000 * 10);
-  for (let i = 0; i < capMs / 100 && now() - rewriteStart < capMs; i++) {
+  for (let i = 0; i < rewriteCapMs / 100 && now() - rewriteStart < rewriteCapMs; i++) {
     await sleep(100);
     const p = await persistence(spec.port);
-    if (
-      Number(p.aof_rewrites) > before &&
+    const done =
+      Number(p.aof_rewrites) > rewritesBefore &&
       Number(p.aof_rewrite_in_progress) === 0 &&
-      Number(p.aof_rewrite_scheduled) === 0
-    ) {
+      Number(p.aof_rewrite_scheduled) === 0;
+    if (done) {
       rewriteSecs = (now() - rewriteStart) / 1000;
       rewriteStatus = String(p.aof_last_bgrewrite_status);
       break;
     }
   }
+  phase = 'after';
+  await sleep(windowS * 1000);
   phase = 'stop';
   const load = cpu();
   await loops;
   await pool.destroy();
-  const b = baseline.summary();
-  const d = during.summary();
-  const baselineSecs = (rewriteStart - baselineStart) / 1000;
+  const without = new Samples(samples.before.count + samples.after.count);
+  samples.before.copyInto(without);
+  samples.after.copyInto(without);
+  const w = without.summary();
+  const d = samples.during.summary();
+  const b = samples.before.summary();
+  const a = samples.after.summary();
   return {
     target: spec.target,
     mode: spec.mode,
-    jobs: during.count,
+    jobs: samples.during.count,
     secs: rewriteSecs,
-    jobsPerS: during.count / rewriteSecs,
+    jobsPerS: samples.during.count / rewriteSecs,
     p50Ms: d.p50Ms,
     p99Ms: d.p99Ms,
     maxMs: d.maxMs,
@@ -838,11 +853,13 @@ async function rewriteImpact(spec: GenSpec): Promise<GenResult> {
     errors,
     capped: rewriteStatus === 'timeout',
     extra: {
-      baselineOps: baseline.count,
-      baselineJobsPerS: baseline.count / baselineSecs,
-      baselineP50Ms: b.p50Ms,
-      baselineP99Ms: b.p99Ms,
-      baselineMaxMs: b.maxMs,
+      withoutOps: without.count,
+      withoutJobsPerS: without.count / (2 * windowS),
+      withoutP50Ms: w.p50Ms,
+      withoutP99Ms: w.p99Ms,
+      withoutMaxMs: w.maxMs,
+      beforeP99Ms: b.p99Ms,
+      afterP99Ms: a.p99Ms,
       rewriteSecs,
       rewriteStatus,
     },

@@ -146,6 +146,11 @@ async function main(): Promise<void> {
       notes.push(`${r.id}: hit its time cap in at least half the runs (the figure is jobs done / time)`);
     }
     if ((r.detail.errors ?? 0) > 0) notes.push(`${r.id}: ${r.detail.errors} request errors (median per run)`);
+    if ((r.detail.aofRewrites ?? 0) > 0) {
+      notes.push(
+        `${r.id}: ${r.detail.aofRewrites} automatic AOF rewrite(s) inside a run (median), as configured by default (100% / 64 MB)`,
+      );
+    }
   }
   const saved: SavedRun = {
     startedAt: startedAt.toISOString(),

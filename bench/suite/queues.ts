@@ -16,6 +16,7 @@ import {
   startBeanstalkd,
   startRedis,
 } from './peers.js';
+import { info } from './resp-client.js';
 import type { Collector, System } from './results.js';
 import { runGenerator } from './run-gen.js';
 
@@ -98,6 +99,22 @@ async function serverFor(c: QueueConfig): Promise<Server> {
   }
 }
 
+/** Automatic AOF rewrites the server ran during the run (Redis and aofq both default to 100% / 64 MB). */
+async function rewritesDuring(s: Server): Promise<number | undefined> {
+  try {
+    if (s.kind === 'redis') return Number((await info(s.port, 'persistence')).aof_rewrites);
+    if (s.kind === 'aofq') {
+      const res = await fetch(`http://127.0.0.1:${s.port}/v1/admin/info?section=persistence`);
+      return Number(
+        ((await res.json()) as { persistence: { aof_rewrites: number } }).persistence.aof_rewrites,
+      );
+    }
+  } catch {
+    // not essential
+  }
+  return undefined;
+}
+
 function available(c: QueueConfig, avail: PeerAvailability): string | null {
   if (c.system === 'bullmq' && !avail.bullmq) return 'BullMQ or redis-server missing';
   if (c.system === 'beanstalkd' && !avail.beanstalkd) return 'beanstalkd is not installed';
@@ -137,7 +154,9 @@ export async function runQueues(
           durability: c.durable ? 'fsync' : 'default',
         };
         const r: GenResult = await runGenerator(spec, (CONFIG.capS * 3 + 120) * 1000);
+        const aofRewrites = await rewritesDuring(server);
         rows.add(c.id, r.jobsPerS, {
+          aofRewrites,
           p50Ms: r.p50Ms,
           p99Ms: r.p99Ms,
           genCpuPct: r.genCpuPct,

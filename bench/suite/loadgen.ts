@@ -178,11 +178,24 @@ function httpDriver(spec: GenSpec, payload: string): Driver {
   const headers = { 'content-type': 'application/json' };
   const one = `{"name":"j","data":${payload}}`;
   const bulkBody = `{"jobs":[${Array.from({ length: spec.bulk }, () => one).join(',')}]}`;
-  const post = async (pool: Pool, path: string, body: string, ok: number): Promise<string | null> => {
+  let reported = 0;
+  /** POST; null on an unexpected status (the first few are printed), else the body (or '' when not wanted). */
+  const post = async (
+    pool: Pool,
+    path: string,
+    body: string,
+    ok: number,
+    wantBody = false,
+  ): Promise<string | null> => {
     const res = await pool.request({ method: 'POST', path, headers, body });
     if (res.statusCode !== ok) {
-      process.stderr.write(`POST ${path}: ${res.statusCode} ${(await readBody(res)).slice(0, 300)}\n`);
+      const text = await readBody(res);
+      if (reported++ < 5) process.stderr.write(`POST ${path}: ${res.statusCode} ${text.slice(0, 300)}\n`);
       return null;
+    }
+    if (!wantBody) {
+      await res.body.dump();
+      return '';
     }
     return readBody(res);
   };
@@ -239,7 +252,7 @@ function httpDriver(spec: GenSpec, payload: string): Driver {
       const consume = async (): Promise<void> => {
         // Bounded: every pass either leases a job or waits <= 200 ms; the drain deadline ends it.
         while (now() < deadline + capMs && (producing || done < produced)) {
-          const text = await post(consumers, `/v1/queues/${queue}/leases`, leaseBody, 200);
+          const text = await post(consumers, `/v1/queues/${queue}/leases`, leaseBody, 200, true);
           if (text === null) {
             errors++;
             continue;
@@ -304,7 +317,19 @@ class WsClient {
   private nextRid = 1;
   private readonly waiting = new Map<number, (m: WsMessage) => void>();
   onPush: ((m: WsMessage) => void) | null = null;
+  closed = false;
   private constructor(readonly socket: Socket) {
+    const closed = (): void => {
+      this.closed = true;
+      const waiting = [...this.waiting.values()];
+      this.waiting.clear();
+      for (const w of waiting) w({ type: 'error', code: 'closed', message: 'connection closed' });
+    };
+    socket.on('close', closed);
+    socket.on('error', (err) => {
+      process.stderr.write(`ws: ${err.message}\n`);
+      closed();
+    });
     socket.on('message', (data) => {
       const m = JSON.parse(data.toString('utf8')) as WsMessage;
       if (typeof m.rid === 'number') {
@@ -326,6 +351,7 @@ class WsClient {
   /** Send `{type, rid, ...fields}` as text already built (`body` without braces); resolves with the reply. */
   request(type: string, body: string): Promise<WsMessage> {
     const rid = this.nextRid++;
+    if (this.closed) return Promise.resolve({ type: 'error', code: 'closed', message: 'connection closed' });
     return new Promise((resolve) => {
       this.waiting.set(rid, resolve);
       this.socket.send(`{"type":"${type}","rid":${rid},${body}}`);
@@ -334,6 +360,7 @@ class WsClient {
   /** Fire a request and forget the reply (it is still matched and dropped). */
   sendNoReply(type: string, body: string, onReply: (m: WsMessage) => void): void {
     const rid = this.nextRid++;
+    if (this.closed) return;
     this.waiting.set(rid, onReply);
     this.socket.send(`{"type":"${type}","rid":${rid},${body}}`);
   }
@@ -377,6 +404,10 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
         issued += perRequest;
         const t = now();
         const r = await p.request(type, body);
+        if (r.code === 'closed') {
+          errors++;
+          break;
+        }
         if (r.type !== 'ok') {
           errors++;
           if (errors < 5) process.stderr.write(`ws ${type}: ${JSON.stringify(r)}\n`);
@@ -448,6 +479,7 @@ async function wsPopulate(spec: GenSpec): Promise<{ done: number; errors: number
       for (let i = from; i < from + count; i++)
         jobs.push(`{"name":"j","data":${payloadText(i, spec.payloadBytes)}}`);
       const r = await c.request('enqueueBatch', `"queue":"${spec.queue}","jobs":[${jobs.join(',')}]`);
+      if (r.code === 'closed') throw new Error('populate: the WebSocket closed');
       if (r.type === 'ok') done += count;
       else {
         errors++;

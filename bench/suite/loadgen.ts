@@ -121,6 +121,11 @@ function waitUntil(pred: () => boolean, deadline: number): Promise<void> {
   });
 }
 
+interface E2eHooks {
+  start(): void;
+  end(): void;
+}
+
 interface Driver {
   /** Set up a queue (aofq: its durability and retention). */
   prepare(queue: string): Promise<void>;
@@ -137,10 +142,15 @@ interface Driver {
     lat: Samples | null,
   ): Promise<{ done: number; errors: number }>;
   /** Producers + consumers; resolves with completed jobs and when the last one completed. */
+  /**
+   * `hooks.start()` once the consumers are set up, just before the first job is produced; `hooks.end()`
+   * when the last job completes (the timed window lies between the two).
+   */
   e2e(
     queue: string,
     n: number,
     capMs: number,
+    hooks: E2eHooks,
   ): Promise<{ done: number; produced: number; endedAt: number; errors: number }>;
   close(): Promise<void>;
 }
@@ -233,13 +243,19 @@ function httpDriver(spec: GenSpec, payload: string): Driver {
       prepareAofqQueue({ port: spec.port, durability: spec.durability ?? 'default' }, queue),
     enqueue: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, 1, spec.clients, lat),
     enqueueBulk: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, spec.bulk, spec.inflight, lat),
-    async e2e(queue, n, capMs) {
+    async e2e(queue, n, capMs, hooks) {
+      hooks.start();
       const deadline = now() + capMs;
       let produced = 0;
       let issued = 0;
       let producing = true;
       let done = 0;
       let endedAt = 0;
+      const finish = (): void => {
+        if (endedAt !== 0) return;
+        endedAt = now();
+        hooks.end();
+      };
       let errors = 0;
       const produce = async (): Promise<void> => {
         while (issued < n && now() < deadline) {
@@ -266,16 +282,17 @@ function httpDriver(spec: GenSpec, payload: string): Driver {
               200,
             );
             if (acked === null) errors++;
-            else if (++done === n || (!producing && done === produced)) endedAt = now();
+            else if (++done === n || (!producing && done === produced)) finish();
           }
         }
       };
       const consumersDone = Promise.all(Array.from({ length: spec.clients }, consume));
       await Promise.all(Array.from({ length: spec.clients }, produce));
       producing = false;
-      if (done >= produced && endedAt === 0) endedAt = now();
+      if (done >= produced) finish();
       await consumersDone;
-      return { done, produced, endedAt: endedAt || now(), errors };
+      finish();
+      return { done, produced, endedAt, errors };
     },
     async close() {
       await Promise.all([producers.destroy(), consumers.destroy()]);
@@ -425,13 +442,18 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
       prepareAofqQueue({ port: spec.port, durability: spec.durability ?? 'default' }, queue),
     enqueue: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, 1, spec.clients, lat),
     enqueueBulk: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, spec.bulk, spec.inflight, lat),
-    async e2e(queue, n, capMs) {
+    async e2e(queue, n, capMs, hooks) {
       // One consumer connection with prefetch = clients (BullMQ's Worker: concurrency 50 on its connection).
       const consumer = await open();
       let done = 0;
       let produced = 0;
       let producing = true;
       let endedAt = 0;
+      const finish = (): void => {
+        if (endedAt !== 0) return;
+        endedAt = now();
+        hooks.end();
+      };
       let errors = 0;
       const ackPrefix = `"queue":"${queue}","id":"`;
       const onAck = (m: WsMessage): void => {
@@ -439,7 +461,7 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
           errors++;
           return;
         }
-        if (++done === n || (!producing && done === produced)) endedAt = now();
+        if (++done === n || (!producing && done === produced)) finish();
       };
       consumer.onPush = (m) => {
         if (m.type !== 'job' || m.job === undefined) return;
@@ -447,15 +469,17 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
       };
       const sub = await consumer.request('subscribe', `"queue":"${queue}","prefetch":${spec.clients}`);
       if (sub.type !== 'ok') throw new Error(`subscribe: ${JSON.stringify(sub)}`);
+      hooks.start();
       const deadline = now() + capMs;
       const r = await enqueueLoops(queue, n, capMs, 1, spec.clients, null);
       produced = r.done;
       errors += r.errors;
       producing = false;
-      if (done >= produced && endedAt === 0) endedAt = now();
+      if (done >= produced) finish();
       await waitUntil(() => done >= produced, deadline + capMs);
       await consumer.request('unsubscribe', `"queue":"${queue}"`);
-      return { done, produced, endedAt: endedAt || now(), errors };
+      finish();
+      return { done, produced, endedAt, errors };
     },
     async close() {
       for (const c of opened) c.close();
@@ -564,12 +588,17 @@ async function bullmqDriver(spec: GenSpec, payloadIndex: number): Promise<Driver
       await Promise.all(Array.from({ length: spec.inflight }, loop));
       return { done, errors };
     },
-    async e2e(queue, n, capMs) {
+    async e2e(queue, n, capMs, hooks) {
       await getQueue(queue);
       let done = 0;
       let produced = 0;
       let producing = true;
       let endedAt = 0;
+      const finish = (): void => {
+        if (endedAt !== 0) return;
+        endedAt = now();
+        hooks.end();
+      };
       let errors = 0;
       const worker = new Worker(queue, async () => {}, {
         connection,
@@ -577,23 +606,25 @@ async function bullmqDriver(spec: GenSpec, payloadIndex: number): Promise<Driver
         autorun: false,
       });
       worker.on('completed', () => {
-        if (++done === n || (!producing && done === produced)) endedAt = now();
+        if (++done === n || (!producing && done === produced)) finish();
       });
       worker.on('error', (err) => {
         if (errors++ < 5) process.stderr.write(`bullmq worker: ${err.message}\n`);
       });
       await worker.waitUntilReady();
       const running = worker.run();
+      hooks.start();
       const deadline = now() + capMs;
       const r = await addLoops(queue, n, capMs, null);
       produced = r.done;
       errors += r.errors;
       producing = false;
-      if (done >= produced && endedAt === 0) endedAt = now();
+      if (done >= produced) finish();
       await waitUntil(() => done >= produced, deadline + capMs);
       await worker.close();
       await running.catch(() => {});
-      return { done, produced, endedAt: endedAt || now(), errors };
+      finish();
+      return { done, produced, endedAt, errors };
     },
     async close() {
       for (const q of queues.values()) await q.close();
@@ -748,14 +779,20 @@ function beanstalkDriver(spec: GenSpec, payload: string): Driver {
     },
     enqueue: async (tube, n, capMs, lat) => putLoops(await producersFor(tube), n, capMs, lat),
     enqueueBulk: () => Promise.reject(new Error('beanstalkd has no bulk put')),
-    async e2e(tube, n, capMs) {
+    async e2e(tube, n, capMs, hooks) {
       const producers = await producersFor(tube);
       const consumers = await connectMany(spec.clients, tube, true);
       let done = 0;
       let produced = 0;
       let producing = true;
       let endedAt = 0;
+      const finish = (): void => {
+        if (endedAt !== 0) return;
+        endedAt = now();
+        hooks.end();
+      };
       let errors = 0;
+      hooks.start();
       const deadline = now() + capMs;
       const consume = async (c: Beanstalk): Promise<void> => {
         while (now() < deadline + capMs && (producing || done < produced)) {
@@ -768,7 +805,7 @@ function beanstalkDriver(spec: GenSpec, payload: string): Driver {
           const id = r.line.split(' ')[1];
           const d = await c.call(`delete ${id}\r\n`);
           if (d.line !== 'DELETED') errors++;
-          else if (++done === n || (!producing && done === produced)) endedAt = now();
+          else if (++done === n || (!producing && done === produced)) finish();
         }
       };
       const consuming = Promise.all(consumers.map(consume));
@@ -776,9 +813,10 @@ function beanstalkDriver(spec: GenSpec, payload: string): Driver {
       produced = r.done;
       errors += r.errors;
       producing = false;
-      if (done >= produced && endedAt === 0) endedAt = now();
+      if (done >= produced) finish();
       await consuming;
-      return { done, produced, endedAt: endedAt || now(), errors };
+      finish();
+      return { done, produced, endedAt, errors };
     },
     async close() {
       for (const c of conns) c.close();
@@ -942,18 +980,29 @@ export async function runSpec(spec: GenSpec): Promise<GenResult> {
     await d.prepare(warmQueue);
     await d.prepare(spec.queue);
     if (spec.mode === 'e2e') {
-      if (spec.warmup > 0) await d.e2e(warmQueue, spec.warmup, capMs);
-      const cpu = cpuMark(spec.serverPid);
-      const t0 = now();
-      const r = await d.e2e(spec.queue, spec.jobs, capMs);
+      if (spec.warmup > 0) await d.e2e(warmQueue, spec.warmup, capMs, { start: () => {}, end: () => {} });
+      let cpu = cpuMark(spec.serverPid);
+      let t0 = now();
+      let used: { genCpuPct: number; serverCpuPct: number } | null = null;
+      const r = await d.e2e(spec.queue, spec.jobs, capMs, {
+        start: () => {
+          cpu = cpuMark(spec.serverPid);
+          t0 = now();
+        },
+        // CPU up to the last completion, not the consumers' shutdown after it.
+        end: () => {
+          used ??= cpu();
+        },
+      });
       const secs = (r.endedAt - t0) / 1000;
+      used ??= cpu();
       return {
         target: spec.target,
         mode: spec.mode,
         jobs: r.done,
         secs,
         jobsPerS: r.done / secs,
-        ...cpu(),
+        ...used,
         errors: r.errors,
         capped: r.produced < spec.jobs || r.done < r.produced,
         extra: { produced: r.produced },

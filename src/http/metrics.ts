@@ -3,12 +3,14 @@
  * prom-client, on a registry of their own (never prom-client's global one).
  *
  * Two kinds, to keep the hot path cheap:
- *  - counted as they happen, one increment each: enqueued, acked and nacked
- *    jobs and lease expiries per queue (from the node's request and event
- *    observers), fsync latencies (from the AOF writer's observer) and HTTP
- *    request latencies by operationId and status class. Per-queue children
- *    are looked up in a Map, so an increment is a Map get and an add; no label
- *    ever holds a job id.
+ *  - counted as they happen: enqueued, acked and nacked jobs and lease
+ *    expiries per queue (from the node's request and event observers) are a
+ *    Map get and a `++` on a plain number each (prom-client's labelled inc
+ *    hashes its labels on every call, too much for the queue's hot path), and
+ *    are handed to their prom-client counters at scrape time; fsync latencies
+ *    (the AOF writer's observer) and HTTP request latencies by operationId and
+ *    status class go straight into prom-client histograms (a cost that is
+ *    small next to an fsync or an HTTP request). No label ever holds a job id.
  *  - read at scrape time from the node: jobs per state and queue, AOF size,
  *    LSNs, delayed fsyncs, write status, rewrite stats, load progress,
  *    connections. Nothing on the hot path updates them.
@@ -49,8 +51,16 @@ const FSYNC_BUCKETS = [
 /** HTTP latency buckets, seconds; long polls land in the top ones. */
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-type Child = { inc(value?: number): void };
 type Observer = { observe(value: number): void };
+
+/** One queue's event counts, plain numbers: the hot path only increments them. */
+class QueueTally {
+  enqueued = 0;
+  acked = 0;
+  nacked = 0;
+  expired = 0;
+}
+type TallyField = 'enqueued' | 'acked' | 'nacked' | 'expired';
 
 function numberField(fields: InfoFields, name: string): number | null {
   const value = fields[name];
@@ -60,43 +70,44 @@ function numberField(fields: InfoFields, name: string): number | null {
 export class Metrics {
   readonly registry = new Registry();
   private source: MetricsSource | null = null;
-  private readonly enqueued: Counter<'queue'>;
-  private readonly acked: Counter<'queue'>;
-  private readonly nacked: Counter<'queue'>;
-  private readonly expired: Counter<'queue'>;
+  private readonly tallies = new Map<string, QueueTally>();
   private readonly fsyncSeconds: Histogram;
   private readonly httpSeconds: Histogram<'operation' | 'status_class'>;
-  /** Per-queue counter children, by counter then queue. */
-  private readonly children = new Map<Counter<'queue'>, Map<string, Child>>();
   private readonly httpChildren = new Map<string, Observer>();
 
   constructor(loadState: () => LoadState) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.enqueued = new Counter({
-      name: 'aofq_jobs_enqueued_total',
-      help: 'Jobs added to a queue (duplicates of an existing jobId not counted)',
-      labelNames: ['queue'],
-      registers,
-    });
-    this.acked = new Counter({
-      name: 'aofq_jobs_acked_total',
-      help: 'Jobs acknowledged (completed) by a consumer',
-      labelNames: ['queue'],
-      registers,
-    });
-    this.nacked = new Counter({
-      name: 'aofq_jobs_nacked_total',
-      help: 'Failed attempts reported by a consumer (nack), retried or not',
-      labelNames: ['queue'],
-      registers,
-    });
-    this.expired = new Counter({
-      name: 'aofq_lease_expiries_total',
-      help: 'Leases that expired before an ack or nack (the job stalled)',
-      labelNames: ['queue'],
-      registers,
-    });
+    const metrics = this;
+    /** A per-queue counter whose values are the tallies, copied at scrape time (they only grow). */
+    const tallyCounter = (name: string, help: string, field: TallyField) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['queue'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [queue, tally] of metrics.tallies)
+            if (tally[field] > 0) this.inc({ queue }, tally[field]);
+        },
+      });
+    tallyCounter(
+      'aofq_jobs_enqueued_total',
+      'Jobs added to a queue (duplicates of an existing jobId not counted)',
+      'enqueued',
+    );
+    tallyCounter('aofq_jobs_acked_total', 'Jobs acknowledged (completed) by a consumer', 'acked');
+    tallyCounter(
+      'aofq_jobs_nacked_total',
+      'Failed attempts reported by a consumer (nack), retried or not',
+      'nacked',
+    );
+    tallyCounter(
+      'aofq_lease_expiries_total',
+      'Leases that expired before an ack or nack (the job stalled)',
+      'expired',
+    );
     this.fsyncSeconds = new Histogram({
       name: 'aofq_aof_fsync_duration_seconds',
       help: 'Latency of the fdatasync calls on the AOF',
@@ -111,7 +122,6 @@ export class Metrics {
       registers,
     });
 
-    const metrics = this;
     new Gauge({
       name: 'aofq_jobs',
       help: 'Jobs per queue and state, read at scrape time',
@@ -264,18 +274,13 @@ export class Metrics {
     this.source = source;
   }
 
-  private child(counter: Counter<'queue'>, queue: string): Child {
-    let byQueue = this.children.get(counter);
-    if (byQueue === undefined) {
-      byQueue = new Map();
-      this.children.set(counter, byQueue);
+  private tally(queue: string): QueueTally {
+    let tally = this.tallies.get(queue);
+    if (tally === undefined) {
+      tally = new QueueTally();
+      this.tallies.set(queue, tally);
     }
-    let child = byQueue.get(queue);
-    if (child === undefined) {
-      child = counter.labels(queue);
-      byQueue.set(queue, child);
-    }
-    return child;
+    return tally;
   }
 
   /** The node's request observer: counts enqueues, acks and nacks. Called for every queue request. */
@@ -284,14 +289,14 @@ export class Metrics {
       case 'add': {
         let fresh = 0;
         for (const job of (result as ResultMap['add']).jobs) if (!job.duplicate) fresh++;
-        if (fresh > 0) this.child(this.enqueued, request.queue).inc(fresh);
+        if (fresh > 0) this.tally(request.queue).enqueued += fresh;
         return;
       }
       case 'ack':
-        this.child(this.acked, request.queue).inc();
+        this.tally(request.queue).acked++;
         return;
       case 'nack':
-        this.child(this.nacked, request.queue).inc();
+        this.tally(request.queue).nacked++;
         return;
       default:
         return;
@@ -300,7 +305,7 @@ export class Metrics {
 
   /** The node's event observer: a `stalled` event is a lease that expired. */
   onQueueEvent(queue: string, event: QueueEvent): void {
-    if (event.event === 'stalled') this.child(this.expired, queue).inc();
+    if (event.event === 'stalled') this.tally(queue).expired++;
   }
 
   /** The AOF writer's fsync observer. */

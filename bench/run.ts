@@ -16,7 +16,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { CONFIG, ROOT, WORKLOADS, want } from './suite/config.js';
 import { runEngine } from './suite/engine.js';
 import { ensurePeers, removeAllDirs, versions } from './suite/peers.js';
@@ -70,7 +70,13 @@ async function report(run: SavedRun, docs: boolean): Promise<void> {
   printTables(run.rows, comparisons, targets);
   const title = `${run.startedAt.slice(0, 16)}Z, ${run.machine.nproc} vCPU${run.config.quick ? ', QUICK smoke run' : ''}`;
   writeFileSync(run.chartFile, await renderChart(comparisons, targets, title));
-  writeFileSync(run.jsonFile, `${JSON.stringify({ ...run, comparisons, targets }, null, 2)}\n`);
+  // Paths in the JSON are relative to the repository (the file travels with it).
+  const portable = {
+    ...run,
+    jsonFile: relative(ROOT, run.jsonFile),
+    chartFile: relative(ROOT, run.chartFile),
+  };
+  writeFileSync(run.jsonFile, `${JSON.stringify({ ...portable, comparisons, targets }, null, 2)}\n`);
   process.stdout.write(`\nresults: ${run.jsonFile}\nchart:   ${run.chartFile}\n`);
   if (docs) {
     const file = process.env.BENCH_DOCS_FILE ?? join(ROOT, 'BENCHMARKS.md');
@@ -82,8 +88,8 @@ async function report(run: SavedRun, docs: boolean): Promise<void> {
 /** BENCH_FROM=<results.json>: report an earlier run again (tables, chart, BENCHMARKS.md) without measuring. */
 async function reportAgain(file: string): Promise<void> {
   const run = JSON.parse(readFileSync(file, 'utf8')) as SavedRun;
-  run.jsonFile = file;
-  run.chartFile = join(dirname(file), chartName(file));
+  run.jsonFile = resolve(file);
+  run.chartFile = join(dirname(run.jsonFile), chartName(file));
   await report(
     run,
     process.env.BENCH_DOCS !== undefined ? process.env.BENCH_DOCS === '1' : !run.config.quick,

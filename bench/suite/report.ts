@@ -6,7 +6,7 @@
  * vega-lite spec and rendered headlessly by vega's View.toSVG().
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { basename, relative } from 'node:path';
+import { basename, relative, resolve } from 'node:path';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { ROOT, type SuiteConfig } from './config.js';
@@ -517,7 +517,7 @@ export function markdownSection(
   cfg: ReportConfig,
 ): string {
   const byId = new Map(rows.map((r) => [r.id, r]));
-  const rel = (f: string): string => relative(ROOT, f);
+  const rel = (f: string): string => relative(ROOT, resolve(ROOT, f));
   const m = meta.machine;
   const v = meta.versions;
   const lines: string[] = [BEGIN, ''];

@@ -116,6 +116,28 @@ class PortContext {
     return this.nextClientId++;
   }
 
+  private readonly flushQueue: Array<() => void> = [];
+  private flushQueued = false;
+
+  /**
+   * Run `flush` once the replies settled in this wave of promise reactions are
+   * all in: a group commit resolves every waiting command at once, and each
+   * connection then writes its replies in one write, in this same turn (no
+   * extra event-loop iteration, no timer per connection).
+   */
+  requestFlush(flush: () => void): void {
+    this.flushQueue.push(flush);
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(this.runFlushes);
+  }
+
+  private readonly runFlushes = (): void => {
+    this.flushQueued = false;
+    const queue = this.flushQueue.splice(0);
+    for (const flush of queue) flush();
+  };
+
   /** The writer's bytes, and a writer ready for the next use. */
   takeOutput(): Buffer {
     const writer = this.writer;
@@ -319,16 +341,18 @@ class RespConnection {
   private scheduleFlush(): void {
     if (this.closed || this.flushScheduled) return;
     this.flushScheduled = true;
-    // Replies settled in the same turn (a group commit wakes many) leave in one write.
-    setImmediate(() => {
-      this.flushScheduled = false;
-      if (this.closed) return;
-      this.guarded(() => {
-        this.flush();
-        this.resumeIfIdle();
-      });
-    });
+    // Replies settled together (a group commit wakes many) leave in one write.
+    this.port.requestFlush(this.scheduledFlush);
   }
+
+  private readonly scheduledFlush = (): void => {
+    this.flushScheduled = false;
+    if (this.closed) return;
+    this.guarded(() => {
+      this.flush();
+      this.resumeIfIdle();
+    });
+  };
 
   /**
    * Write the shared writer's bytes, then the ready replies at the head of the
@@ -336,10 +360,11 @@ class RespConnection {
    * the socket's buffer is full (the rest waits for 'drain', as references).
    */
   private flush(): void {
-    const writer = this.port.writer;
     while (this.head < this.pending.length && !this.outputBlocked && !this.closed) {
       const slot = this.pending[this.head]!;
       if (!slot.ready) break;
+      // Not cached in a local: writeOut may hand the port a fresh writer.
+      const writer = this.port.writer;
       writeValue(writer, slot.value as RespValue);
       this.pending[this.head] = undefined as unknown as PendingReply;
       this.head++;
@@ -364,11 +389,15 @@ class RespConnection {
     const held = this.held;
     this.held = [];
     if (this.closed) return;
-    this.socket.cork();
     let flowing = true;
-    for (const piece of held) flowing = this.write(piece) && flowing;
-    if (bytes !== undefined) flowing = this.write(bytes) && flowing;
-    this.socket.uncork();
+    if (held.length === 0) {
+      flowing = this.write(bytes as Buffer);
+    } else {
+      this.socket.cork();
+      for (const piece of held) flowing = this.write(piece) && flowing;
+      if (bytes !== undefined) flowing = this.write(bytes) && flowing;
+      this.socket.uncork();
+    }
     if (!flowing && !this.outputBlocked) {
       this.outputBlocked = true;
       this.updateReading();

@@ -143,15 +143,22 @@ export class QueueDispatcher {
     if (WAKING_EVENTS.has(event.event) && this.subscribers.length > 0) this.schedule();
   }
 
-  /** Run soon (coalesced). */
+  /**
+   * Run soon (coalesced): once the current callback's synchronous work is done
+   * (a whole socket read of enqueues or acks), in the same event-loop turn. The
+   * lease then joins the same AOF batch as the adds or acks that woke it, so
+   * the pushes leave with their replies, one write and one fsync for both.
+   */
   schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      void this.run();
-    });
+    queueMicrotask(this.scheduledRun);
   }
+
+  private readonly scheduledRun = (): void => {
+    this.scheduled = false;
+    void this.run();
+  };
 
   stop(): void {
     this.stopped = true;

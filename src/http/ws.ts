@@ -19,6 +19,7 @@ import { allows, type Role } from './auth.js';
 import { type DispatchTarget, QueueDispatcher, Subscription } from './ws-dispatch.js';
 import { EventRing, eventMessageText, type GapReason } from './ws-events.js';
 import { type ClientMessageType, describeSchemaError, loadWsSchemas, type WsSchemas } from './ws-schemas.js';
+import { jobMessageText, okMessageText } from './ws-text.js';
 
 export type { Role } from './auth.js';
 
@@ -266,13 +267,7 @@ class Connection implements DispatchTarget {
   }
 
   push(queue: string, leased: LeasedJob): void {
-    const text = JSON.stringify({
-      type: 'job',
-      queue,
-      job: leased.job,
-      token: leased.token,
-      leaseUntil: leased.leaseUntil,
-    });
+    const text = jobMessageText(queue, leased);
     // A decaying maximum of the pushed sizes: the room left is divided by it.
     const bytes = Buffer.byteLength(text);
     this.jobBytesEstimate = Math.max(
@@ -533,7 +528,7 @@ class Connection implements DispatchTarget {
     work().then(
       (result) => {
         this.pending--;
-        this.send({ type: 'ok', rid, ...result });
+        this.send(okMessageText(rid, result));
       },
       (err: unknown) => {
         this.pending--;

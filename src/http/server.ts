@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import SerializerSelector from '@fastify/fast-json-stringify-compiler';
 import { Ajv, type ValidateFunction } from 'ajv';
 import Fastify, {
   type FastifyInstance,
@@ -31,9 +32,11 @@ import type { QueueBackend, RuntimeConfig } from './backend.js';
 import { type Contract, loadContract, type Operation } from './contract.js';
 import { DOCS_PREFIX, registerDocs } from './docs.js';
 import { HANDLERS, type HandlerInput, type HandlerOutput } from './handlers.js';
+import { LazyCompiles } from './lazy-compile.js';
 import { METRICS_CONTENT_TYPE, type Metrics } from './metrics.js';
 import { clientErrorOf, PROBLEM_CONTENT_TYPE, problemOf, retryAfterSeconds, toAofqError } from './problem.js';
 import { registerWebSocket, type WebSocketHandle, type WsOptions } from './ws.js';
+import { warmWsSchemas } from './ws-schemas.js';
 
 export interface LoadProgress {
   loading: boolean;
@@ -118,6 +121,9 @@ function answerClientError(logger: PinoLogger, err: NodeJS.ErrnoException, socke
 function makeAjv(coerceTypes: boolean, contract: Contract): Ajv {
   const ajv = new Ajv({
     strict: true,
+    // The schemas are checked against the meta-schema by the contract tests (and redocly lint);
+    // compiling the meta-schema here cost about 0.1 s of every start.
+    validateSchema: false,
     allowUnionTypes: true,
     allErrors: false,
     coerceTypes,
@@ -169,7 +175,11 @@ export class HttpServer {
   /** The WebSocket API when enabled: `attach` the node once it has loaded. */
   websocket: WebSocketHandle | null = null;
 
-  private constructor(app: FastifyInstance, options: HttpServerOptions) {
+  private constructor(
+    app: FastifyInstance,
+    options: HttpServerOptions,
+    private readonly lazy: LazyCompiles,
+  ) {
     this.app = app;
     this.options = options;
     this.authenticator = new Authenticator(options.tokens);
@@ -178,6 +188,7 @@ export class HttpServer {
   static create(options: HttpServerOptions): HttpServer {
     const contract = options.contract ?? loadContract();
     let server: HttpServer | null = null;
+    const lazy = new LazyCompiles();
     const app = Fastify({
       loggerInstance: options.logger,
       bodyLimit: options.bodyLimit,
@@ -197,17 +208,27 @@ export class HttpServer {
       forceCloseConnections: 'idle',
       // One line per request at info is too much for a queue; requests are logged at debug below.
       logController: new LogController({ disableRequestLogging: true }),
+      // Response serializers are built on first use or by warm() after start (lazy-compile.ts).
+      schemaController: {
+        compilersFactory: {
+          buildSerializer: (...factory: Parameters<SerializerSelector.SerializerFactory>) => {
+            const build = SerializerSelector()(...factory);
+            return (route: SerializerSelector.RouteDefinition) => lazy.serializer(() => build(route));
+          },
+        },
+      },
       // biome-ignore lint/suspicious/noExplicitAny: fastify's overloads pick the https flavour only for literal options
     } as any) as unknown as FastifyInstance;
-    server = new HttpServer(app, options);
+    server = new HttpServer(app, options, lazy);
     server.install(contract);
     return server;
   }
 
-  /** The node is loaded: start serving the API. */
+  /** The node is loaded: start serving the API, and compile the schemas not used yet in idle turns. */
   setBackend(backend: QueueBackend): void {
     this.backend = backend;
     if (this.phase === 'loading') this.phase = 'ready';
+    void this.lazy.warm().then(() => warmWsSchemas());
   }
 
   get ready(): boolean {
@@ -336,7 +357,8 @@ export class HttpServer {
     app.setValidatorCompiler(({ schema, httpPart }) => {
       let validate = compiled.get(schema);
       if (!validate) {
-        validate = (httpPart === 'body' ? bodyAjv : partAjv).compile(schema);
+        const ajv = httpPart === 'body' ? bodyAjv : partAjv;
+        validate = this.lazy.validator(() => ajv.compile(schema));
         compiled.set(schema, validate);
       }
       return validate;

@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { assert } from '../util/assert.js';
+import { LazyCompiles } from './lazy-compile.js';
 
 /** Messages a client sends. */
 export const CLIENT_MESSAGE_TYPES = [
@@ -53,18 +54,33 @@ function readSchemas(dir: URL, prefix: string): Array<Record<string, unknown>> {
 }
 
 let cached: WsSchemas | null = null;
+/** The process's validators compile on first use, or when warmed (lazy-compile.ts). */
+const lazy = new LazyCompiles();
 
-/** Load and compile the schemas once per process. */
+/** Compile the validators of the message types no message has used yet, one per event-loop turn. */
+export function warmWsSchemas(): Promise<void> {
+  return lazy.warm();
+}
+
+/** Load the schemas once per process; each validator compiles on first use (or warmWsSchemas). */
 export function loadWsSchemas(root: URL = PACKAGE_ROOT): WsSchemas {
   if (cached !== null && root === PACKAGE_ROOT) return cached;
-  const ajv = new Ajv({ strict: true, allowUnionTypes: true, allErrors: false, useDefaults: false });
+  // Checked against the meta-schema by the contract tests; not again at every start.
+  const ajv = new Ajv({
+    strict: true,
+    allowUnionTypes: true,
+    allErrors: false,
+    useDefaults: false,
+    validateSchema: false,
+  });
   for (const schema of readSchemas(new URL('api/', root), '')) ajv.addSchema(schema);
   for (const schema of readSchemas(new URL('api/ws/', root), 'ws/')) ajv.addSchema(schema);
-  const compile = (type: string): ValidateFunction => {
-    const validate = ajv.getSchema(`ws/${type}.json`);
-    assert(validate !== undefined, `api/ws/${type}.json is missing`);
-    return validate;
-  };
+  const compile = (type: string): ValidateFunction =>
+    lazy.validator(() => {
+      const validate = ajv.getSchema(`ws/${type}.json`);
+      assert(validate !== undefined, `api/ws/${type}.json is missing`);
+      return validate;
+    });
   const schemas: WsSchemas = {
     client: new Map(CLIENT_MESSAGE_TYPES.map((type) => [type, compile(type)])),
     server: new Map(SERVER_MESSAGE_TYPES.map((type) => [type, compile(type)])),

@@ -118,6 +118,11 @@ export class RecordReader {
     return new RecordReader(command, args);
   }
 
+  /** A record decoded to text (a snapshot chunk's): the command name, then its arguments. Validated like bytes. */
+  static fromTexts(command: string, args: readonly string[]): RecordReader {
+    return new RecordReader(command, args);
+  }
+
   fail(reason: string): AofqError {
     return recordInvalid(this.command, reason);
   }

@@ -189,7 +189,6 @@ export class Job {
 
   /** The mutable fields, for snapshots and digests, in a fixed order. */
   mutableFields(): unknown[] {
-    const extra = this.extra;
     return [
       this.state,
       this.sortKey,
@@ -202,66 +201,85 @@ export class Job {
       this.processedOn,
       this.finishedOn,
       this.token,
-      extra === null
-        ? null
-        : [
-            extra.progress,
-            extra.returnvalue,
-            extra.failedReason,
-            extra.stacktrace,
-            extra.processedBy,
-            extra.deadLetter,
-          ],
+      this.extraFields(),
     ];
   }
 
   /** Restores the fields written by mutableFields (snapshot records); `fail` reports malformed input. */
   restoreMutableFields(fields: unknown, fail: (reason: string) => AofqError): void {
     if (!Array.isArray(fields) || fields.length !== 12) throw fail('job fields must be an array of 12');
-    const numbers = fields.slice(0, 11);
-    for (const n of numbers) {
+    this.restoreNumbers(fields, fail);
+    this.restoreExtra(fields[11], fail);
+  }
+
+  /**
+   * The first JOB_NUMBER_FIELDS entries of mutableFields, from any array-like
+   * (a parsed JSON array, or a binary snapshot's numbers): every one a safe
+   * integer, the state a known code.
+   */
+  restoreNumbers(numbers: ArrayLike<unknown>, fail: (reason: string) => AofqError): void {
+    for (let i = 0; i < JOB_NUMBER_FIELDS; i++) {
+      const n = numbers[i];
       if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw fail('job fields must be integers');
     }
-    const [state, sortKey, order, timestamp, delay, made, started, stalled, processedOn, finishedOn, token] =
-      numbers as number[];
-    if (state === undefined || state < 0 || state > 5) throw fail('bad job state');
-    const extra = fields[11];
-    let restored: JobExtra | null = null;
-    if (extra !== null) {
-      if (!Array.isArray(extra) || extra.length !== 6) throw fail('job extra must be an array of 6');
-      const [progress, returnvalue, failedReason, stacktrace, processedBy, deadLetter] = extra;
-      if (
-        typeof progress !== 'string' ||
-        typeof returnvalue !== 'string' ||
-        typeof failedReason !== 'string'
-      ) {
-        throw fail('job extra texts');
-      }
-      if (!Array.isArray(stacktrace) || !stacktrace.every((s) => typeof s === 'string'))
-        throw fail('stacktrace');
-      if (typeof processedBy !== 'string') throw fail('processedBy');
-      restored = new JobExtra();
-      restored.progress = progress;
-      restored.returnvalue = returnvalue;
-      restored.failedReason = failedReason;
-      restored.stacktrace = stacktrace as string[];
-      restored.processedBy = processedBy;
-      restored.deadLetter = deadLetter === null ? null : checkDeadLetter(deadLetter, fail);
-    }
+    const n = numbers as ArrayLike<number>;
+    const state = n[0] as number;
+    if (state < 0 || state > 5) throw fail('bad job state');
     this.state = state as StateCode;
-    this.sortKey = sortKey as number;
-    this.order = order as number;
-    this.timestamp = timestamp as number;
-    this.delay = delay as number;
-    this.attemptsMade = made as number;
-    this.attemptsStarted = started as number;
-    this.stalledCounter = stalled as number;
-    this.processedOn = processedOn as number;
-    this.finishedOn = finishedOn as number;
-    this.token = token as number;
+    this.sortKey = n[1] as number;
+    this.order = n[2] as number;
+    this.timestamp = n[3] as number;
+    this.delay = n[4] as number;
+    this.attemptsMade = n[5] as number;
+    this.attemptsStarted = n[6] as number;
+    this.stalledCounter = n[7] as number;
+    this.processedOn = n[8] as number;
+    this.finishedOn = n[9] as number;
+    this.token = n[10] as number;
+  }
+
+  /** The last entry of mutableFields: null, or [progress, returnvalue, failedReason, stacktrace, processedBy, deadLetter]. */
+  restoreExtra(extra: unknown, fail: (reason: string) => AofqError): void {
+    if (extra === null) {
+      this.extra = null;
+      return;
+    }
+    if (!Array.isArray(extra) || extra.length !== 6) throw fail('job extra must be an array of 6');
+    const [progress, returnvalue, failedReason, stacktrace, processedBy, deadLetter] = extra;
+    if (typeof progress !== 'string' || typeof returnvalue !== 'string' || typeof failedReason !== 'string') {
+      throw fail('job extra texts');
+    }
+    if (!Array.isArray(stacktrace) || !stacktrace.every((s) => typeof s === 'string'))
+      throw fail('stacktrace');
+    if (typeof processedBy !== 'string') throw fail('processedBy');
+    const restored = new JobExtra();
+    restored.progress = progress;
+    restored.returnvalue = returnvalue;
+    restored.failedReason = failedReason;
+    restored.stacktrace = stacktrace as string[];
+    restored.processedBy = processedBy;
+    restored.deadLetter = deadLetter === null ? null : checkDeadLetter(deadLetter, fail);
     this.extra = restored;
   }
+
+  /** mutableFields' last entry (the rare fields), or null. */
+  extraFields(): unknown[] | null {
+    const extra = this.extra;
+    return extra === null
+      ? null
+      : [
+          extra.progress,
+          extra.returnvalue,
+          extra.failedReason,
+          extra.stacktrace,
+          extra.processedBy,
+          extra.deadLetter,
+        ];
+  }
 }
+
+/** How many of mutableFields' entries are numbers (all but the last). */
+export const JOB_NUMBER_FIELDS = 11;
 
 export function checkDeadLetter(value: unknown, fail: (reason: string) => AofqError): DeadLetterOrigin {
   if (typeof value !== 'object' || value === null) throw fail('deadLetter must be an object');

@@ -41,6 +41,15 @@ async function aofqPersistence(s: Server): Promise<Record<string, number | strin
 }
 
 async function aofqRewrite(s: Server): Promise<number> {
+  // As for Redis: let an automatic rewrite finish first.
+  await pollUntil(
+    'aofq automatic rewrite',
+    async () => {
+      const p = await aofqPersistence(s);
+      return Number(p.aof_rewrite_in_progress) === 0 && Number(p.aof_rewrite_scheduled) === 0;
+    },
+    { timeoutMs: 900_000, intervalMs: 100 },
+  );
   const before = Number((await aofqPersistence(s)).aof_rewrites);
   const t0 = performance.now();
   const res = await fetch(`http://127.0.0.1:${s.port}/v1/admin/rewrite`, { method: 'POST' });
@@ -64,6 +73,13 @@ async function aofqRewrite(s: Server): Promise<number> {
 }
 
 async function redisRewrite(port: number): Promise<number> {
+  // An automatic rewrite (the AOF passed 64 MB while loading) may still run: wait for it, so that
+  // BGREWRITEAOF is not refused with "already in progress" and the base holds the whole dataset.
+  const idle = async (): Promise<boolean> => {
+    const p = await info(port, 'persistence');
+    return p.aof_rewrite_in_progress === '0' && p.aof_rewrite_scheduled === '0';
+  };
+  await pollUntil('redis automatic rewrite', idle, { timeoutMs: 900_000, intervalMs: 100 });
   const t0 = performance.now();
   const r = await respOnce(port, 'BGREWRITEAOF');
   if (r instanceof Error) throw r;

@@ -129,7 +129,9 @@ class PortContext {
     this.flushQueue.push(flush);
     if (this.flushQueued) return;
     this.flushQueued = true;
-    queueMicrotask(this.runFlushes);
+    // nextTick, not queueMicrotask: it runs once the promise reactions queued now are done (so after
+    // every settle of this wave), and Node wraps no async-hooks resource around it.
+    process.nextTick(this.runFlushes);
   }
 
   private readonly runFlushes = (): void => {

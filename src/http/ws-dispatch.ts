@@ -152,7 +152,7 @@ export class QueueDispatcher {
   schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    queueMicrotask(this.scheduledRun);
+    process.nextTick(this.scheduledRun);
   }
 
   private readonly scheduledRun = (): void => {

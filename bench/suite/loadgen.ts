@@ -327,6 +327,9 @@ interface WsMessage {
   message?: string;
   job?: { id: string };
   token?: number;
+  jobs?: Array<{ job: { id: string }; token: number }>;
+  acked?: string[];
+  failed?: unknown[];
 }
 
 /** One connection; requests matched to replies by integer rid. */
@@ -357,7 +360,7 @@ class WsClient {
           return;
         }
       }
-      if (m.type === 'job' || m.type === 'event') this.onPush?.(m);
+      if (m.type === 'job' || m.type === 'jobs' || m.type === 'event') this.onPush?.(m);
       else if (m.type === 'error')
         process.stderr.write(`ws error without a waiting request: ${JSON.stringify(m)}\n`);
     });
@@ -444,6 +447,9 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
     enqueueBulk: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, spec.bulk, spec.inflight, lat),
     async e2e(queue, n, capMs, hooks) {
       // One consumer connection with prefetch = clients (BullMQ's Worker: concurrency 50 on its connection).
+      // It subscribes with `batch`: the jobs leased in one server round come in one `jobs` message, and
+      // it acks them in one `ackBatch` (each ack is its own queue operation), as BullMQ's Worker completes a
+      // job and fetches the next in one round trip. The producer enqueues one job a request, 50 in flight.
       const consumer = await open();
       let done = 0;
       let produced = 0;
@@ -455,19 +461,24 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
         hooks.end();
       };
       let errors = 0;
-      const ackPrefix = `"queue":"${queue}","id":"`;
-      const onAck = (m: WsMessage): void => {
-        if (m.type !== 'ok') {
+      const onAcks = (m: WsMessage): void => {
+        if (m.type !== 'ok' || m.acked === undefined) {
           errors++;
           return;
         }
-        if (++done === n || (!producing && done === produced)) finish();
+        errors += m.failed?.length ?? 0;
+        done += m.acked.length;
+        if (done >= n || (!producing && done >= produced)) finish();
       };
       consumer.onPush = (m) => {
-        if (m.type !== 'job' || m.job === undefined) return;
-        consumer.sendNoReply('ack', `${ackPrefix}${m.job.id}","token":${m.token}`, onAck);
+        if (m.type !== 'jobs' || m.jobs === undefined) return;
+        const acks = m.jobs.map((j) => `{"id":"${j.job.id}","token":${j.token}}`).join(',');
+        consumer.sendNoReply('ackBatch', `"queue":"${queue}","acks":[${acks}]`, onAcks);
       };
-      const sub = await consumer.request('subscribe', `"queue":"${queue}","prefetch":${spec.clients}`);
+      const sub = await consumer.request(
+        'subscribe',
+        `"queue":"${queue}","prefetch":${spec.clients},"batch":true`,
+      );
       if (sub.type !== 'ok') throw new Error(`subscribe: ${JSON.stringify(sub)}`);
       hooks.start();
       const deadline = now() + capMs;

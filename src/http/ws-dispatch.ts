@@ -29,6 +29,8 @@ export interface DispatchTarget {
   /** Jobs that may be pushed now, by the send buffer's room (0 while congested). */
   pushAllowance(): number;
   push(queue: string, leased: LeasedJob): void;
+  /** Several leases of one round at once (subscriptions made with `batch`). */
+  pushMany(queue: string, leased: readonly LeasedJob[]): void;
   /** Leases this connection holds: queue → job id → token. */
   readonly holds: Map<string, Map<string, number>>;
 }
@@ -40,6 +42,8 @@ export class Subscription {
     readonly queue: string,
     readonly prefetch: number,
     readonly leaseMs: number | undefined,
+    /** Push each round's jobs as one `jobs` message. */
+    readonly batch: boolean = false,
   ) {
     assert(Number.isSafeInteger(prefetch) && prefetch >= 1 && prefetch <= LIMITS.jobsPerLease, 'prefetch');
   }
@@ -254,9 +258,19 @@ export class QueueDispatcher {
         consumer: consumerName(group),
       });
       if (result.rateLimitedUntil !== null) this.wakeAt(result.rateLimitedUntil);
+      // Batch subscriptions collect their jobs of this round and get them in one message.
+      let batches: Map<Subscription, LeasedJob[]> | null = null;
       result.jobs.forEach((leased, index) => {
-        this.deal(group[index] as Subscription, leased);
+        const slot = group[index] as Subscription;
+        if (!this.deal(slot, leased) || !slot.batch) return;
+        batches ??= new Map();
+        const list = batches.get(slot);
+        if (list === undefined) batches.set(slot, [leased]);
+        else list.push(leased);
       });
+      if (batches !== null)
+        for (const [slot, list] of batches as Map<Subscription, LeasedJob[]>)
+          slot.target.pushMany(this.queue, list);
       granted += result.jobs.length;
       const last = group[result.jobs.length - 1];
       if (last !== undefined) {
@@ -268,12 +282,13 @@ export class QueueDispatcher {
     return granted;
   }
 
-  private deal(subscription: Subscription, leased: LeasedJob): void {
+  /** Record the lease as held by the subscription's connection and push it (unless `batch`: the caller does). False when given back. */
+  private deal(subscription: Subscription, leased: LeasedJob): boolean {
     const target = subscription.target;
     if (!subscription.active || !target.open) {
       // Unsubscribed or gone while the lease was being made durable: give the job back.
       this.giveBack(leased.job.id, leased.token);
-      return;
+      return false;
     }
     let held = target.holds.get(this.queue);
     if (held === undefined) {
@@ -282,7 +297,8 @@ export class QueueDispatcher {
     }
     held.set(leased.job.id, leased.token);
     this.holders.set(leased.job.id, { target, token: leased.token });
-    target.push(this.queue, leased);
+    if (!subscription.batch) target.push(this.queue, leased);
+    return true;
   }
 
   /** Release a lease nobody will work on; errors (the lease ended anyway, shutdown) are logged. */

@@ -16,6 +16,7 @@ export const CLIENT_MESSAGE_TYPES = [
   'subscribe',
   'unsubscribe',
   'ack',
+  'ackBatch',
   'nack',
   'release',
   'extend',
@@ -27,7 +28,7 @@ export const CLIENT_MESSAGE_TYPES = [
 export type ClientMessageType = (typeof CLIENT_MESSAGE_TYPES)[number];
 
 /** Messages the server sends. */
-export const SERVER_MESSAGE_TYPES = ['ok', 'error', 'job', 'event', 'events-gap'] as const;
+export const SERVER_MESSAGE_TYPES = ['ok', 'error', 'job', 'jobs', 'event', 'events-gap'] as const;
 export type ServerMessageType = (typeof SERVER_MESSAGE_TYPES)[number];
 
 const MAX_SCHEMA_FILES = 1000;

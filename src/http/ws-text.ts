@@ -1,6 +1,6 @@
 /**
  * The JSON texts of the WebSocket API's hottest messages, written by hand:
- * the `job` push and the `ok` reply. JSON.stringify of a whole message walks
+ * the `job` and `jobs` pushes and the `ok` reply. JSON.stringify of a whole message walks
  * a fresh object graph per message; these concatenate the known fields in the
  * order Job.toJson creates them and give JSON.stringify only the strings and
  * small objects. The result parses to exactly what JSON.stringify would give
@@ -30,6 +30,16 @@ export function jobJsonText(job: JobJson): string {
 /** The `job` message that pushes a lease to a consumer. */
 export function jobMessageText(queue: string, leased: LeasedJob): string {
   return `{"type":"job","queue":${text(queue)},"job":${jobJsonText(leased.job)},"token":${leased.token},"leaseUntil":${leased.leaseUntil}}`;
+}
+
+/** The `jobs` message: the leases of one round for a subscription made with `batch`. */
+export function jobsMessageText(queue: string, leased: readonly LeasedJob[]): string {
+  let out = `{"type":"jobs","queue":${text(queue)},"jobs":[`;
+  for (let i = 0; i < leased.length; i++) {
+    const one = leased[i] as LeasedJob;
+    out += `${i === 0 ? '' : ','}{"job":${jobJsonText(one.job)},"token":${one.token},"leaseUntil":${one.leaseUntil}}`;
+  }
+  return `${out}]}`;
 }
 
 /**

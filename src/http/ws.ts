@@ -19,7 +19,7 @@ import { allows, type Role } from './auth.js';
 import { type DispatchTarget, QueueDispatcher, Subscription } from './ws-dispatch.js';
 import { EventRing, eventMessageText, type GapReason } from './ws-events.js';
 import { type ClientMessageType, describeSchemaError, loadWsSchemas, type WsSchemas } from './ws-schemas.js';
-import { jobMessageText, okMessageText } from './ws-text.js';
+import { jobMessageText, jobsMessageText, okMessageText } from './ws-text.js';
 
 export type { Role } from './auth.js';
 
@@ -87,6 +87,7 @@ const PERMISSIONS: Readonly<Record<ClientMessageType, Permission>> = {
   subscribe: 'consumer',
   unsubscribe: 'consumer',
   ack: 'consumer',
+  ackBatch: 'consumer',
   nack: 'consumer',
   release: 'consumer',
   extend: 'consumer',
@@ -266,16 +267,26 @@ class Connection implements DispatchTarget {
     return Math.max(1, Math.floor(room / this.jobBytesEstimate));
   }
 
+  /** Several leases of one round as one `jobs` message (a subscription made with `batch`). */
+  pushMany(queue: string, leased: readonly LeasedJob[]): void {
+    const text = jobsMessageText(queue, leased);
+    this.noteJobBytes(Math.ceil(Buffer.byteLength(text) / leased.length));
+    this.send(text);
+  }
+
   push(queue: string, leased: LeasedJob): void {
     const text = jobMessageText(queue, leased);
-    // A decaying maximum of the pushed sizes: the room left is divided by it.
-    const bytes = Buffer.byteLength(text);
+    this.noteJobBytes(Buffer.byteLength(text));
+    this.send(text);
+  }
+
+  /** A decaying maximum of the pushed job sizes: pushAllowance divides the room left by it. */
+  private noteJobBytes(bytes: number): void {
     this.jobBytesEstimate = Math.max(
       MIN_JOB_BYTES_ESTIMATE,
       bytes,
       this.jobBytesEstimate - (this.jobBytesEstimate >> 4),
     );
-    this.send(text);
   }
 
   // ---------------------------------------------------------------- receiving
@@ -408,6 +419,9 @@ class Connection implements DispatchTarget {
       case 'extend':
         this.settleLease(message, queue);
         return;
+      case 'ackBatch':
+        this.ackBatch(message, queue);
+        return;
       case 'enqueue':
         this.run(message.rid, async () => {
           const result = await this.hub.node.queue({
@@ -458,6 +472,7 @@ class Connection implements DispatchTarget {
       queue,
       message.prefetch as number,
       message.leaseMs as number | undefined,
+      message.batch === true,
     );
     this.subscriptions.set(queue, subscription);
     // The reply goes first; pushes follow from the dispatcher's next run.
@@ -495,6 +510,38 @@ class Connection implements DispatchTarget {
         }
         throw err;
       }
+    });
+  }
+
+  /**
+   * `ackBatch`: each ack runs as its own queue operation (one record each, one
+   * AOF batch for all of them), succeeds or fails on its own, and returns its
+   * credit either way; the one reply lists both. Other errors fail the reply.
+   */
+  private ackBatch(message: Message, queue: string): void {
+    const acks = message.acks as Array<{ id: string; token: number; returnvalue?: unknown }>;
+    this.run(message.rid, async () => {
+      const outcomes = await Promise.all(
+        acks.map(({ id, token, returnvalue }) =>
+          this.hub.node.queue({ op: 'ack', queue, id, token, returnvalue }).then(
+            () => null,
+            (err: unknown) => {
+              if (isAofqError(err, 'AOFQ_ERR_LEASE_LOST') || isAofqError(err, 'AOFQ_ERR_JOB_NOT_FOUND')) {
+                this.hub.dispatcherOf(queue)?.unhold(id, token);
+                return { id, code: err.code, message: err.message };
+              }
+              throw err;
+            },
+          ),
+        ),
+      );
+      const acked: string[] = [];
+      const failed: Array<{ id: string; code: string; message: string }> = [];
+      outcomes.forEach((outcome, i) => {
+        if (outcome === null) acked.push((acks[i] as { id: string }).id);
+        else failed.push(outcome);
+      });
+      return { acked, failed };
     });
   }
 

@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WsOptions } from '../../src/http/ws.js';
+import { loadWsSchemas } from '../../src/http/ws-schemas.js';
 import {
   type Msg,
   startWsServer,
@@ -39,6 +40,7 @@ async function enqueue(
 }
 
 const isJob = (m: Msg) => m.type === 'job';
+const schemas = loadWsSchemas();
 
 describe('WebSocket consumers', () => {
   it('pushes within the credit: prefetch 2 gets exactly 2 until one is acked', async () => {
@@ -288,5 +290,44 @@ describe('WebSocket consumers', () => {
     expect(
       await client.request({ type: 'ack', queue: 'later', id: second.job.id, token: second.token }),
     ).toMatchObject({ type: 'ok' });
+  });
+
+  it("batch: pushes a round's leases as one jobs message, and ackBatch acks each on its own, credit back", async () => {
+    const server = await start();
+    const client = await server.connect();
+    await enqueue(client, 'bq', 7);
+    const ok = await client.request({ type: 'subscribe', queue: 'bq', prefetch: 4, batch: true });
+    expect(ok).toMatchObject({ type: 'ok', queue: 'bq', prefetch: 4 });
+    const push = await client.take((m) => m.type === 'jobs');
+    expect(schemas.server.get('jobs')?.(push)).toBe(true);
+    expect(push.queue).toBe('bq');
+    expect(push.jobs.map((j: Msg) => j.job.id)).toEqual(['1', '2', '3', '4']);
+    expect(client.received.filter((m) => m.type === 'job' || m.type === 'jobs')).toHaveLength(0);
+    const [a, b, c, d] = push.jobs as [Msg, Msg, Msg, Msg];
+    // One stale token among them: that ack fails alone, the others complete; all four credits return.
+    const reply = await client.request({
+      type: 'ackBatch',
+      queue: 'bq',
+      acks: [
+        { id: a.job.id, token: a.token, returnvalue: { n: 1 } },
+        { id: b.job.id, token: b.token + 1000 },
+        { id: c.job.id, token: c.token },
+        { id: d.job.id, token: d.token },
+      ],
+    });
+    expect(reply).toMatchObject({ type: 'ok', acked: ['1', '3', '4'] });
+    expect(reply.failed).toEqual([{ id: '2', code: 'AOFQ_ERR_LEASE_LOST', message: expect.any(String) }]);
+    const counts = await server.node.queue({ op: 'getJobCounts', queue: 'bq' });
+    expect(counts.completed).toBe(3);
+    const first = await server.node.queue({ op: 'getJob', queue: 'bq', id: '1' });
+    expect(first.job.returnvalue).toBe('{"n":1}');
+    // Job 2 is still leased (its token was wrong), so 3 credits are free: jobs 5, 6 and 7 come next.
+    const next = await client.take((m) => m.type === 'jobs');
+    const ids = [next, ...client.drain('jobs')].flatMap((m) => m.jobs.map((j: Msg) => j.job.id));
+    expect(ids).toEqual(['5', '6', '7']);
+    expect(await client.request({ type: 'ackBatch', queue: 'bq', acks: [] })).toMatchObject({
+      type: 'error',
+      code: 'AOFQ_ERR_WS_INVALID_MESSAGE',
+    });
   });
 });

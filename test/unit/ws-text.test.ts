@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { jobJsonText, jobMessageText, okMessageText } from '../../src/http/ws-text.js';
+import { jobJsonText, jobMessageText, jobsMessageText, okMessageText } from '../../src/http/ws-text.js';
 import { type JobJson, type JobState, Queues } from '../../src/queue/index.js';
 
 const STATES: JobState[] = ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'];
@@ -62,6 +62,15 @@ describe('WebSocket message texts', () => {
             leaseMs: 60_000,
             consumer: 'w1',
           });
+          if (leased.jobs.length > 0) {
+            expect(jobsMessageText('q', leased.jobs)).toBe(
+              JSON.stringify({
+                type: 'jobs',
+                queue: 'q',
+                jobs: leased.jobs.map((l) => ({ job: l.job, token: l.token, leaseUntil: l.leaseUntil })),
+              }),
+            );
+          }
           for (const [i, lease] of leased.jobs.entries()) {
             const d = drafts[i % drafts.length];
             if (d === undefined) continue;

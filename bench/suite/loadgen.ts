@@ -219,24 +219,9 @@ function httpDriver(spec: GenSpec, payload: string): Driver {
   ): Promise<{ done: number; errors: number }> => {
     const path = perRequest === 1 ? `/v1/queues/${queue}/jobs` : `/v1/queues/${queue}/jobs/bulk`;
     const body = perRequest === 1 ? one : bulkBody;
-    const deadline = now() + capMs;
-    let issued = 0;
-    let done = 0;
-    let errors = 0;
-    const loop = async (): Promise<void> => {
-      while (issued < n && now() < deadline) {
-        issued += perRequest;
-        const t = now();
-        const r = await post(producers, path, body, 201);
-        if (r === null) errors++;
-        else {
-          done += perRequest;
-          lat?.add(now() - t);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: loops }, loop));
-    return { done, errors };
+    return closedLoops(n, capMs, perRequest, loops, lat, async () =>
+      (await post(producers, path, body, 201)) === null ? 'error' : 'ok',
+    );
   };
   return {
     prepare: (queue) =>
@@ -298,6 +283,41 @@ function httpDriver(spec: GenSpec, payload: string): Driver {
       await Promise.all([producers.destroy(), consumers.destroy()]);
     },
   };
+}
+
+/**
+ * `loops` closed loops, each sending one request (of `perRequest` jobs) and waiting for its
+ * reply, until `n` jobs are issued or `capMs` passes. `send` says how the request ended; 'stop'
+ * (a closed connection) ends that loop. Latency per request goes into `lat`.
+ */
+async function closedLoops(
+  n: number,
+  capMs: number,
+  perRequest: number,
+  loops: number,
+  lat: Samples | null,
+  send: () => Promise<'ok' | 'error' | 'stop'>,
+): Promise<{ done: number; errors: number }> {
+  const deadline = now() + capMs;
+  let issued = 0;
+  let done = 0;
+  let errors = 0;
+  const loop = async (): Promise<void> => {
+    while (issued < n && now() < deadline) {
+      issued += perRequest;
+      const t = now();
+      const outcome = await send();
+      if (outcome === 'ok') {
+        done += perRequest;
+        lat?.add(now() - t);
+      } else {
+        errors++;
+        if (outcome === 'stop') break;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: loops }, loop));
+  return { done, errors };
 }
 
 // --- aofq over WebSocket ------------------------------------------------------------------
@@ -415,30 +435,14 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
     const p = await getProducer();
     const type = perRequest === 1 ? 'enqueue' : 'enqueueBatch';
     const body = perRequest === 1 ? `"queue":"${queue}",${one}` : `"queue":"${queue}","jobs":${jobsArray}`;
-    const deadline = now() + capMs;
-    let issued = 0;
-    let done = 0;
-    let errors = 0;
-    const loop = async (): Promise<void> => {
-      while (issued < n && now() < deadline) {
-        issued += perRequest;
-        const t = now();
-        const r = await p.request(type, body);
-        if (r.code === 'closed') {
-          errors++;
-          break;
-        }
-        if (r.type !== 'ok') {
-          errors++;
-          if (errors < 5) process.stderr.write(`ws ${type}: ${JSON.stringify(r)}\n`);
-        } else {
-          done += perRequest;
-          lat?.add(now() - t);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: loops }, loop));
-    return { done, errors };
+    let reported = 0;
+    return closedLoops(n, capMs, perRequest, loops, lat, async () => {
+      const r = await p.request(type, body);
+      if (r.code === 'closed') return 'stop';
+      if (r.type === 'ok') return 'ok';
+      if (reported++ < 5) process.stderr.write(`ws ${type}: ${JSON.stringify(r)}\n`);
+      return 'error';
+    });
   };
   return {
     prepare: (queue) =>

@@ -598,7 +598,7 @@ export function markdownSection(
     'Queue: end to end',
     `enqueue -> lease/push/reserve -> ack/delete with producers and consumers running together, until every produced job is done; up to ${cfg.jobs.toLocaleString('en-US')} jobs a run (cap ${cfg.capS} s). ` +
       'aofq HTTP: 50 producer connections, 50 consumer loops (lease count 1, long poll, then ack). aofq WebSocket: one producer connection with 50 enqueues in flight, ' +
-      'one consumer connection with prefetch 50 and `batch` (the jobs of one server lease round arrive in one `jobs` message and are acked, each on its own, in one `ackBatch`; BullMQ\'s Worker likewise completes a job and fetches the next in one round trip). BullMQ: Queue.add 50 in flight and a Worker with concurrency 50 (no-op processor), removeOnComplete; ' +
+      "one consumer connection with prefetch 50 and `batch` (the jobs of one server lease round arrive in one `jobs` message and are acked, each on its own, in one `ackBatch`; BullMQ's Worker likewise completes a job and fetches the next in one round trip). BullMQ: Queue.add 50 in flight and a Worker with concurrency 50 (no-op processor), removeOnComplete; " +
       'aofq queues likewise keep no completed jobs. beanstalkd: 50 producer connections (put), 50 consumer connections (reserve-with-timeout, delete). ' +
       'Fast: aofq everysec, Redis everysec, beanstalkd default binlog. Durable: aofq queue `durability: fsync` (server everysec), Redis `appendfsync always`, beanstalkd `-f 0`.',
   );

@@ -36,6 +36,26 @@ function chunkError(reason: string): AofqError {
   return new AofqError('AOFQ_ERR_QUEUE_RECORD_INVALID', { command: 'AOFQ.SNAPSHOT queues', reason });
 }
 
+/** `[u32 argc] ([u32 length, bytes])…` at `pos` (big-endian in format 1, little-endian in 2); returns the end. */
+function writeRecord(
+  buf: Buffer,
+  pos: number,
+  record: readonly (Buffer | string)[],
+  littleEndian: boolean,
+): number {
+  const u32 = (n: number, at: number): number =>
+    littleEndian ? buf.writeUInt32LE(n, at) : buf.writeUInt32BE(n, at);
+  let p = u32(record.length, pos);
+  for (const arg of record) {
+    const lengthAt = p;
+    p += 4;
+    const n = typeof arg === 'string' ? buf.write(arg, p, 'utf8') : arg.copy(buf, p);
+    u32(n, lengthAt);
+    p += n;
+  }
+  return p;
+}
+
 /** Pack records into chunks of about `maxBytes` (a larger record gets a chunk of its own). */
 export function* encodeRecordChunks(
   records: Iterable<readonly (Buffer | string | number)[]>,
@@ -55,14 +75,7 @@ export function* encodeRecordChunks(
       pos = 0;
     }
     const start = pos;
-    pos = buf.writeUInt32BE(record.length, pos);
-    for (const arg of record) {
-      const lengthAt = pos;
-      pos += 4;
-      const n = typeof arg === 'string' ? buf.write(arg, pos, 'utf8') : arg.copy(buf, pos);
-      buf.writeUInt32BE(n, lengthAt);
-      pos += n;
-    }
+    pos = writeRecord(buf, pos, record, false);
     assert(pos - start === size, 'snapshot record length');
   }
   if (pos > 0) yield buf.subarray(0, pos);
@@ -171,14 +184,7 @@ export function* encodeQueueChunks(
       }
       if (pos + size > buf.length) begin(size);
       buf[pos++] = TAG_RECORD;
-      pos = buf.writeUInt32LE(record.length, pos);
-      for (const arg of record) {
-        const lengthAt = pos;
-        pos += 4;
-        const n = typeof arg === 'string' ? buf.write(arg, pos, 'utf8') : arg.copy(buf, pos);
-        buf.writeUInt32LE(n, lengthAt);
-        pos += n;
-      }
+      pos = writeRecord(buf, pos, record, true);
       continue;
     }
     const { queue, job } = item;

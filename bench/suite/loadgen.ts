@@ -235,12 +235,8 @@ function httpDriver(spec: GenSpec, payload: string): Driver {
       let issued = 0;
       let producing = true;
       let done = 0;
-      let endedAt = 0;
-      const finish = (): void => {
-        if (endedAt !== 0) return;
-        endedAt = now();
-        hooks.end();
-      };
+      const end = endOnce(hooks);
+      const finish = end.finish;
       let errors = 0;
       const produce = async (): Promise<void> => {
         while (issued < n && now() < deadline) {
@@ -277,11 +273,24 @@ function httpDriver(spec: GenSpec, payload: string): Driver {
       if (done >= produced) finish();
       await consumersDone;
       finish();
-      return { done, produced, endedAt, errors };
+      return { done, produced, endedAt: end.at(), errors };
     },
     async close() {
       await Promise.all([producers.destroy(), consumers.destroy()]);
     },
+  };
+}
+
+/** The moment the last job completed, taken once: later calls (the drain after it) change nothing. */
+function endOnce(hooks: { end: () => void }): { finish: () => void; at: () => number } {
+  let endedAt = 0;
+  return {
+    finish: () => {
+      if (endedAt !== 0) return;
+      endedAt = now();
+      hooks.end();
+    },
+    at: () => endedAt,
   };
 }
 
@@ -458,12 +467,8 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
       let done = 0;
       let produced = 0;
       let producing = true;
-      let endedAt = 0;
-      const finish = (): void => {
-        if (endedAt !== 0) return;
-        endedAt = now();
-        hooks.end();
-      };
+      const end = endOnce(hooks);
+      const finish = end.finish;
       let errors = 0;
       const onAcks = (m: WsMessage): void => {
         if (m.type !== 'ok' || m.acked === undefined) {
@@ -494,7 +499,7 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
       await waitUntil(() => done >= produced, deadline + capMs);
       await consumer.request('unsubscribe', `"queue":"${queue}"`);
       finish();
-      return { done, produced, endedAt, errors };
+      return { done, produced, endedAt: end.at(), errors };
     },
     async close() {
       for (const c of opened) c.close();
@@ -608,12 +613,8 @@ async function bullmqDriver(spec: GenSpec, payloadIndex: number): Promise<Driver
       let done = 0;
       let produced = 0;
       let producing = true;
-      let endedAt = 0;
-      const finish = (): void => {
-        if (endedAt !== 0) return;
-        endedAt = now();
-        hooks.end();
-      };
+      const end = endOnce(hooks);
+      const finish = end.finish;
       let errors = 0;
       const worker = new Worker(queue, async () => {}, {
         connection,
@@ -639,7 +640,7 @@ async function bullmqDriver(spec: GenSpec, payloadIndex: number): Promise<Driver
       await worker.close();
       await running.catch(() => {});
       finish();
-      return { done, produced, endedAt, errors };
+      return { done, produced, endedAt: end.at(), errors };
     },
     async close() {
       for (const q of queues.values()) await q.close();
@@ -800,12 +801,8 @@ function beanstalkDriver(spec: GenSpec, payload: string): Driver {
       let done = 0;
       let produced = 0;
       let producing = true;
-      let endedAt = 0;
-      const finish = (): void => {
-        if (endedAt !== 0) return;
-        endedAt = now();
-        hooks.end();
-      };
+      const end = endOnce(hooks);
+      const finish = end.finish;
       let errors = 0;
       hooks.start();
       const deadline = now() + capMs;
@@ -831,7 +828,7 @@ function beanstalkDriver(spec: GenSpec, payload: string): Driver {
       if (done >= produced) finish();
       await consuming;
       finish();
-      return { done, produced, endedAt, errors };
+      return { done, produced, endedAt: end.at(), errors };
     },
     async close() {
       for (const c of conns) c.close();

@@ -110,16 +110,26 @@ export const realFs: FsLayer = {
   readFile: (path) => fsp.readFile(path),
   async *readChunks(path, chunkBytes, start = 0) {
     const handle = await fsp.open(path, 'r');
+    // One read ahead: the disk (or page cache copy) works while the caller parses the last chunk.
+    const readAt = (position: number) => {
+      const buf = Buffer.allocUnsafe(chunkBytes);
+      return handle.read(buf, 0, chunkBytes, position).then(({ bytesRead }) => ({ buf, bytesRead }));
+    };
+    let ahead: ReturnType<typeof readAt> | null = null;
     try {
       let position = start;
+      ahead = readAt(position);
       for (;;) {
-        const buf = Buffer.allocUnsafe(chunkBytes);
-        const { bytesRead } = await handle.read(buf, 0, chunkBytes, position);
+        const { buf, bytesRead } = await ahead;
+        ahead = null;
         if (bytesRead === 0) return;
         position += bytesRead;
+        ahead = readAt(position);
         yield bytesRead === chunkBytes ? buf : buf.subarray(0, bytesRead);
       }
     } finally {
+      // A caller that stops early leaves a read in flight: let it finish before the close.
+      if (ahead !== null) await ahead.catch(() => undefined);
       await handle.close();
     }
   },

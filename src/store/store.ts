@@ -364,7 +364,7 @@ export class Store implements StateMachine, Snapshottable {
     }
     if ((nx && found) || (xx && !found)) return get ? reply : null;
 
-    this.keyspace.set(key, storedStringOf(valueArg));
+    this.keyspace.setBytes(key, valueArg);
     if (expireAt !== undefined) {
       this.keyspace.setExpire(key, expireAt);
       this.log([NAME.SET, keyArg, valueArg, NAME.PXAT, Buffer.from(String(expireAt))]);
@@ -425,7 +425,7 @@ export class Store implements StateMachine, Snapshottable {
     const old = this.lookupString(key);
     let length: number;
     if (old === undefined) {
-      this.keyspace.set(key, storedStringOf(suffix));
+      this.keyspace.setBytes(key, suffix);
       length = suffix.length;
     } else {
       length = old.length + suffix.length;
@@ -692,7 +692,7 @@ export class Store implements StateMachine, Snapshottable {
           need(upper(argAt(record, 3)) === 'KEEPTTL', 'expected KEEPTTL');
           keepTtl = true;
         }
-        this.keyspace.set(key, storedStringOf(argAt(record, 2)));
+        this.keyspace.setBytes(key, argAt(record, 2));
         if (expireAt !== undefined) this.keyspace.setExpire(key, expireAt);
         else if (!keepTtl) this.keyspace.removeExpire(key);
         return;
@@ -721,10 +721,8 @@ export class Store implements StateMachine, Snapshottable {
         const old = this.keyspace.get(key);
         need(old === undefined || !isHash(old), 'APPEND to a hash');
         const suffix = argAt(record, 2);
-        this.keyspace.set(
-          key,
-          old === undefined ? storedStringOf(suffix) : appendStored(old as StoredString, suffix),
-        );
+        if (old === undefined) this.keyspace.setBytes(key, suffix);
+        else this.keyspace.set(key, appendStored(old as StoredString, suffix));
         return;
       }
       case 'HSET': {

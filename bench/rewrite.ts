@@ -1,5 +1,5 @@
 /**
- * AOF rewrite benchmark (not a test). Run: node --import tsx bench/rewrite.ts [--keys 1000000] [--no-redis]
+ * AOF rewrite benchmark (not a test). Run: npm run build && node --import tsx bench/rewrite.ts [--keys 1000000] [--no-redis]
  *
  * With `keys` keys of 100-byte values (`SET key:<n> <100 bytes>`, written through the node):
  *  - load time from pure incr replay (no rewrite yet), from the snapshot base
@@ -13,13 +13,14 @@
  * Prints a table and writes bench/results/rewrite-<time>.json.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { type AofConfig, DEFAULT_AOF_CONFIG } from '../src/aof/config.js';
-import { AofqNode } from '../src/node/node.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { AofConfig } from '../src/aof/config.js';
+import type { AofqNode } from '../src/node/node.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number): number => {
@@ -34,9 +35,25 @@ const MAX_SAMPLES = 4_000_000;
 const NO_REDIS = args.includes('--no-redis');
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+// What ships is measured: the compiled node (dist/), whose rewrite worker runs plain JS, as
+// `aofq server` does. Under tsx the worker would compile TypeScript as it starts.
+const dist = path.join(here, '..', 'dist');
+if (!existsSync(path.join(dist, 'node', 'node.js'))) {
+  throw new Error('bench/rewrite.ts measures the compiled server: run `npm run build` first');
+}
+const { DEFAULT_AOF_CONFIG } = (await import(
+  pathToFileURL(path.join(dist, 'aof', 'config.js')).href
+)) as typeof import('../src/aof/config.js');
+const { AofqNode: Node } = (await import(
+  pathToFileURL(path.join(dist, 'node', 'node.js')).href
+)) as typeof import('../src/node/node.js');
+
 function valueFor(i: number): Buffer {
-  // 100 bytes that do not compress to nothing (as the peer script's values).
-  const buf = Buffer.alloc(100);
+  // 100 bytes that do not compress to nothing (as the peer script's values). From Node's
+  // shared 8 KiB pool, as a socket's reads would be: Buffer.alloc gave every value an
+  // ArrayBuffer of its own, whose tracking made the in-process load generator's own
+  // garbage the bulk of the main thread's scavenge time (every byte is written below).
+  const buf = Buffer.allocUnsafe(100);
   let x = (i * 2654435761) >>> 0;
   for (let j = 0; j < 100; j++) {
     x = (x * 1103515245 + 12345) >>> 0;
@@ -109,7 +126,7 @@ async function writeLoad(node: AofqNode, stop: () => boolean, maxMs: number): Pr
 
 async function timedOpen(cfg: AofConfig): Promise<{ node: AofqNode; seconds: number }> {
   const started = performance.now();
-  const node = await AofqNode.open(cfg);
+  const node = await Node.open(cfg);
   return { node, seconds: (performance.now() - started) / 1000 };
 }
 
@@ -211,7 +228,7 @@ async function main(): Promise<void> {
     node: process.version,
   };
   try {
-    let node = await AofqNode.open(cfg);
+    let node = await Node.open(cfg);
     results.populateSeconds = round(await populate(node));
     await node.close();
 
@@ -239,7 +256,7 @@ async function main(): Promise<void> {
     await node.close();
 
     const commandsCfg: AofConfig = { ...cfg, aofUseRdbPreamble: false };
-    node = await AofqNode.open(commandsCfg);
+    node = await Node.open(commandsCfg);
     results.commandsRewriteUnderLoad = await rewriteUnderLoad(node, commandsCfg);
     results.commandsRewriteQuiet = await quietRewrite(node, commandsCfg);
     await node.close();

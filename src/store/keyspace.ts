@@ -224,6 +224,22 @@ export class Keyspace {
     return slot < 0 ? undefined : this.valueAt(slot);
   }
 
+  /**
+   * The value with a string as bytes: GET's path, which makes no string. An
+   * arena value comes back as a view of the arena: arena bytes are never
+   * written again once a record is complete (compaction copies, then drops the
+   * chunk), so the view stays valid as long as it is held. Read only.
+   */
+  getBytes(key: string): Buffer | HashValue | undefined {
+    const slot = this.find(key);
+    if (slot < 0) return undefined;
+    const chunk = this.valueChunk[slot] as number;
+    if (chunk === VALUE_OBJECT) return this.objects.get(slot);
+    const buf = this.chunks[chunk] as Buffer;
+    const from = (this.valueOffset[slot] as number) + RECORD_HEADER_BYTES;
+    return buf.subarray(from, from + buf.readUInt32LE(from - 4));
+  }
+
   has(key: string): boolean {
     return this.find(key) >= 0;
   }

@@ -279,15 +279,7 @@ export class Store implements StateMachine, Snapshottable {
 
   /** The key's value, after deleting it (and logging DEL) if it is expired. */
   private lookup(key: string): Value | undefined {
-    const value = this.keyspace.get(key);
-    if (value === undefined) return undefined;
-    const expire = this.keyspace.getExpire(key);
-    if (expire !== undefined && expire <= this.nowMs) {
-      this.keyspace.delete(key);
-      this.records.push([NAME.DEL, keyBytes(key)]);
-      return undefined;
-    }
-    return value;
+    return this.present(key) ? this.keyspace.get(key) : undefined;
   }
 
   private lookupString(key: string): StoredString | undefined {
@@ -309,8 +301,24 @@ export class Store implements StateMachine, Snapshottable {
   // --- strings ---
 
   private get(argv: readonly Buffer[]): RespValue {
-    const value = this.lookupString(latin1(argAt(argv, 1)));
-    return value === undefined ? null : storedStringBytes(value);
+    const key = latin1(argAt(argv, 1));
+    if (!this.present(key)) return null;
+    const value = this.keyspace.getBytes(key);
+    if (value === undefined) return null;
+    if (isHash(value)) throw wrongType();
+    return value;
+  }
+
+  /** Whether the key exists, after deleting it (and logging DEL) if it is expired. Makes no value. */
+  private present(key: string): boolean {
+    if (!this.keyspace.has(key)) return false;
+    const expire = this.keyspace.getExpire(key);
+    if (expire !== undefined && expire <= this.nowMs) {
+      this.keyspace.delete(key);
+      this.records.push([NAME.DEL, keyBytes(key)]);
+      return false;
+    }
+    return true;
   }
 
   private set(argv: readonly Buffer[]): RespValue {
@@ -360,7 +368,7 @@ export class Store implements StateMachine, Snapshottable {
       reply = old === undefined ? null : storedStringBytes(old);
       found = old !== undefined;
     } else {
-      found = this.lookup(key) !== undefined;
+      found = this.present(key);
     }
     if ((nx && found) || (xx && !found)) return get ? reply : null;
 
@@ -384,7 +392,7 @@ export class Store implements StateMachine, Snapshottable {
     for (let i = 1; i < argv.length; i++) {
       const keyArg = argAt(argv, i);
       const key = keys[i - 1] as string;
-      if (this.lookup(key) !== undefined) {
+      if (this.present(key)) {
         this.keyspace.delete(key);
         deleted.push(keyArg);
       }
@@ -396,7 +404,7 @@ export class Store implements StateMachine, Snapshottable {
   private exists(argv: readonly Buffer[]): RespValue {
     let count = 0;
     for (const key of argv.slice(1).map(latin1)) {
-      if (this.lookup(key) !== undefined) count++;
+      if (this.present(key)) count++;
     }
     return count;
   }

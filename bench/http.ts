@@ -25,12 +25,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { Pool } from 'undici';
+import { freePort } from './suite/procs.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CONNECTIONS = 50;
@@ -59,18 +59,6 @@ const options = new Command('bench/http.ts')
   .option('--cap-seconds <n>', 'time cap of one run', positive, 15)
   .parse()
   .opts<{ requests: number; e2eJobs: number; bulkJobs: number; runs: number; capSeconds: number }>();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Child {
   readonly process: ChildProcess;

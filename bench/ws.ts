@@ -9,23 +9,13 @@
  * Run: node --import tsx bench/ws.ts [jobs] [repetitions]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { DEFAULT_AOF_CONFIG } from '../src/aof/config.js';
 import { registerWebSocket } from '../src/http/ws.js';
 import { AofqNode } from '../src/node/node.js';
-
-interface Socket {
-  send(data: string): void;
-  close(): void;
-  terminate(): void;
-  on(event: 'open' | 'close', listener: () => void): void;
-  on(event: 'message', listener: (data: Buffer) => void): void;
-  on(event: 'error', listener: (err: Error) => void): void;
-}
-const WebSocket = createRequire(import.meta.url)('ws') as new (url: string) => Socket;
+import { openSocket, type Socket } from './suite/loadgen.js';
 
 const JOBS = Number(process.argv[2] ?? 20_000);
 const REPETITIONS = Number(process.argv[3] ?? 3);
@@ -36,14 +26,6 @@ const BATCH_SIZE = 100;
 const BATCH_WINDOW = 8;
 const RUN_CAP_MS = 60_000;
 const PAYLOAD = { to: 'someone@example.com', body: 'x'.repeat(64) };
-
-function open(url: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url);
-    socket.on('open', () => resolve(socket));
-    socket.on('error', reject);
-  });
-}
 
 async function runOnce(durability: 'default' | 'fsync', batched: boolean, jobs: number): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'aofq-bench-ws-'));
@@ -63,7 +45,7 @@ async function runOnce(durability: 'default' | 'fsync', batched: boolean, jobs: 
     });
     const consumers: Socket[] = [];
     for (let i = 0; i < CONSUMERS; i++) {
-      const socket = await open(url);
+      const socket = await openSocket(url);
       let rid = 0;
       socket.on('message', (data) => {
         const message = JSON.parse(data.toString('utf8')) as {
@@ -96,7 +78,7 @@ async function runOnce(durability: 'default' | 'fsync', batched: boolean, jobs: 
     );
     await Promise.all(subscribed);
 
-    const producer = await open(url);
+    const producer = await openSocket(url);
     const perMessage = batched ? BATCH_SIZE : 1;
     const window = batched ? BATCH_WINDOW : SINGLE_WINDOW;
     const messages = Math.ceil(jobs / perMessage);

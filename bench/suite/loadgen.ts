@@ -126,6 +126,29 @@ interface E2eHooks {
   end(): void;
 }
 
+/** `loops` closed loops of `perRequest` jobs a request into `queue`, until `n` jobs or `capMs`. */
+type EnqueueLoops = (
+  queue: string,
+  n: number,
+  capMs: number,
+  perRequest: number,
+  loops: number,
+  lat: Samples | null,
+) => Promise<{ done: number; errors: number }>;
+
+/** An aofq driver's queue set-up and enqueue workloads, over its transport's `enqueueLoops`. */
+function aofqEnqueueMethods(
+  spec: GenSpec,
+  enqueueLoops: EnqueueLoops,
+): Pick<Driver, 'prepare' | 'enqueue' | 'enqueueBulk'> {
+  return {
+    prepare: (queue) =>
+      prepareAofqQueue({ port: spec.port, durability: spec.durability ?? 'default' }, queue),
+    enqueue: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, 1, spec.clients, lat),
+    enqueueBulk: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, spec.bulk, spec.inflight, lat),
+  };
+}
+
 interface Driver {
   /** Set up a queue (aofq: its durability and retention). */
   prepare(queue: string): Promise<void>;
@@ -209,14 +232,7 @@ function httpDriver(spec: GenSpec, payload: string): Driver {
     }
     return readBody(res);
   };
-  const enqueueLoops = async (
-    queue: string,
-    n: number,
-    capMs: number,
-    perRequest: number,
-    loops: number,
-    lat: Samples | null,
-  ): Promise<{ done: number; errors: number }> => {
+  const enqueueLoops: EnqueueLoops = async (queue, n, capMs, perRequest, loops, lat) => {
     const path = perRequest === 1 ? `/v1/queues/${queue}/jobs` : `/v1/queues/${queue}/jobs/bulk`;
     const body = perRequest === 1 ? one : bulkBody;
     return closedLoops(n, capMs, perRequest, loops, lat, async () =>
@@ -224,10 +240,7 @@ function httpDriver(spec: GenSpec, payload: string): Driver {
     );
   };
   return {
-    prepare: (queue) =>
-      prepareAofqQueue({ port: spec.port, durability: spec.durability ?? 'default' }, queue),
-    enqueue: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, 1, spec.clients, lat),
-    enqueueBulk: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, spec.bulk, spec.inflight, lat),
+    ...aofqEnqueueMethods(spec, enqueueLoops),
     async e2e(queue, n, capMs, hooks) {
       hooks.start();
       const deadline = now() + capMs;
@@ -331,7 +344,8 @@ async function closedLoops(
 
 // --- aofq over WebSocket ------------------------------------------------------------------
 
-interface Socket {
+/** The part of a `ws` client socket the benchmarks use (bench/ws.ts too). */
+export interface Socket {
   send(data: string): void;
   close(): void;
   terminate(): void;
@@ -341,7 +355,7 @@ interface Socket {
 }
 const WebSocketCtor = createRequire(import.meta.url)('ws') as new (url: string) => Socket;
 
-function openSocket(url: string): Promise<Socket> {
+export function openSocket(url: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocketCtor(url);
     socket.on('open', () => resolve(socket));
@@ -433,14 +447,7 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
     producer ??= await open();
     return producer;
   };
-  const enqueueLoops = async (
-    queue: string,
-    n: number,
-    capMs: number,
-    perRequest: number,
-    loops: number,
-    lat: Samples | null,
-  ): Promise<{ done: number; errors: number }> => {
+  const enqueueLoops: EnqueueLoops = async (queue, n, capMs, perRequest, loops, lat) => {
     const p = await getProducer();
     const type = perRequest === 1 ? 'enqueue' : 'enqueueBatch';
     const body = perRequest === 1 ? `"queue":"${queue}",${one}` : `"queue":"${queue}","jobs":${jobsArray}`;
@@ -454,10 +461,7 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
     });
   };
   return {
-    prepare: (queue) =>
-      prepareAofqQueue({ port: spec.port, durability: spec.durability ?? 'default' }, queue),
-    enqueue: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, 1, spec.clients, lat),
-    enqueueBulk: (queue, n, capMs, lat) => enqueueLoops(queue, n, capMs, spec.bulk, spec.inflight, lat),
+    ...aofqEnqueueMethods(spec, enqueueLoops),
     async e2e(queue, n, capMs, hooks) {
       // One consumer connection with prefetch = clients (BullMQ's Worker: concurrency 50 on its connection).
       // It subscribes with `batch`: the jobs leased in one server round come in one `jobs` message, and
@@ -507,9 +511,17 @@ function wsDriver(spec: GenSpec, payload: string): Driver {
   };
 }
 
-/** WebSocket enqueueBatch of distinct payloads, `inflight` messages at a time (recovery's dataset). */
-async function wsPopulate(spec: GenSpec): Promise<{ done: number; errors: number }> {
-  const c = await WsClient.open(`ws://127.0.0.1:${spec.port}/v1/ws`);
+/**
+ * The recovery dataset: `spec.jobs` distinct jobs in batches of `spec.bulk`,
+ * `spec.inflight` batches at a time, until done or the cap. `send` stores one
+ * batch of jobs [from, from + count); it throws to stop the run, or returns an
+ * error text for a batch that failed (counted, the first few logged).
+ */
+async function populateInBatches(
+  spec: GenSpec,
+  what: string,
+  send: (from: number, count: number) => Promise<string | null>,
+): Promise<{ done: number; errors: number }> {
   const deadline = now() + spec.capS * 1000;
   let next = 0;
   let done = 0;
@@ -519,21 +531,30 @@ async function wsPopulate(spec: GenSpec): Promise<{ done: number; errors: number
       const from = next;
       const count = Math.min(spec.bulk, spec.jobs - from);
       next += count;
+      const failure = await send(from, count);
+      if (failure === null) done += count;
+      else if (errors++ < 5) process.stderr.write(`${what}: ${failure}\n`);
+    }
+  };
+  await Promise.all(Array.from({ length: spec.inflight }, loop));
+  return { done, errors };
+}
+
+/** WebSocket enqueueBatch of distinct payloads (recovery's dataset). */
+async function wsPopulate(spec: GenSpec): Promise<{ done: number; errors: number }> {
+  const c = await WsClient.open(`ws://127.0.0.1:${spec.port}/v1/ws`);
+  try {
+    return await populateInBatches(spec, 'populate', async (from, count) => {
       const jobs: string[] = [];
       for (let i = from; i < from + count; i++)
         jobs.push(`{"name":"j","data":${payloadText(i, spec.payloadBytes)}}`);
       const r = await c.request('enqueueBatch', `"queue":"${spec.queue}","jobs":[${jobs.join(',')}]`);
       if (r.code === 'closed') throw new Error('populate: the WebSocket closed');
-      if (r.type === 'ok') done += count;
-      else {
-        errors++;
-        if (errors < 5) process.stderr.write(`populate: ${JSON.stringify(r)}\n`);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: spec.inflight }, loop));
-  c.close();
-  return { done, errors };
+      return r.type === 'ok' ? null : JSON.stringify(r);
+    });
+  } finally {
+    c.close();
+  }
 }
 
 // --- BullMQ --------------------------------------------------------------------------------
@@ -654,29 +675,21 @@ async function bullmqPopulate(spec: GenSpec): Promise<{ done: number; errors: nu
     connection: { host: '127.0.0.1', port: spec.port, maxRetriesPerRequest: null },
   });
   await q.waitUntilReady();
-  const deadline = now() + spec.capS * 1000;
-  let next = 0;
-  let done = 0;
-  let errors = 0;
-  const loop = async (): Promise<void> => {
-    while (next < spec.jobs && now() < deadline) {
-      const from = next;
-      const count = Math.min(spec.bulk, spec.jobs - from);
-      next += count;
+  try {
+    return await populateInBatches(spec, 'bullmq populate', async (from, count) => {
       const batch = [];
       for (let i = from; i < from + count; i++)
         batch.push({ name: 'j', data: payloadObject(i, spec.payloadBytes) });
       try {
         await q.addBulk(batch);
-        done += count;
+        return null;
       } catch (err) {
-        if (errors++ < 5) process.stderr.write(`bullmq populate: ${(err as Error).message}\n`);
+        return (err as Error).message;
       }
-    }
-  };
-  await Promise.all(Array.from({ length: spec.inflight }, loop));
-  await q.close();
-  return { done, errors };
+    });
+  } finally {
+    await q.close();
+  }
 }
 
 // --- beanstalkd ----------------------------------------------------------------------------

@@ -29,6 +29,27 @@ const POPULATE_INFLIGHT = 4;
 /** Let the allocator settle after a load before reading RSS. */
 const SETTLE_MS = 1000;
 
+/** Load `n` distinct jobs into the server (the dataset both peers restart with). */
+function populate(target: 'aofq-ws' | 'bullmq', port: number, serverPid: number, n: number) {
+  return runGenerator(
+    {
+      target,
+      mode: 'populate',
+      port,
+      serverPid,
+      queue: QUEUE,
+      jobs: n,
+      capS: 1200,
+      warmup: 0,
+      clients: 1,
+      bulk: POPULATE_BULK,
+      inflight: POPULATE_INFLIGHT,
+      payloadBytes: CONFIG.payloadBytes,
+    },
+    1_300_000,
+  );
+}
+
 async function aofqWaiting(s: Server): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${s.port}/v1/queues/${QUEUE}`);
   const body = (await res.json()) as { counts?: { waiting?: number } };
@@ -142,23 +163,7 @@ async function aofqDataset(rows: Collector, n: number): Promise<void> {
     await sleep(SETTLE_MS);
     const rssEmpty = rssBytes(cur.pid);
     const emptyReadyMs = cur.readyMs;
-    const pop = await runGenerator(
-      {
-        target: 'aofq-ws',
-        mode: 'populate',
-        port: cur.port,
-        serverPid: cur.pid,
-        queue: QUEUE,
-        jobs: n,
-        capS: 1200,
-        warmup: 0,
-        clients: 1,
-        bulk: POPULATE_BULK,
-        inflight: POPULATE_INFLIGHT,
-        payloadBytes: CONFIG.payloadBytes,
-      },
-      1_300_000,
-    );
+    const pop = await populate('aofq-ws', cur.port, cur.pid, n);
     process.stderr.write(
       `  aofq populate: ${pop.jobs} jobs in ${pop.secs.toFixed(1)} s (${pop.jobsPerS.toFixed(0)}/s, WebSocket enqueueBatch x${POPULATE_BULK})\n`,
     );
@@ -255,23 +260,7 @@ async function bullmqDataset(rows: Collector, n: number): Promise<void> {
     const emptyInfo = await info(s.port, 'memory');
     const empty = Number(emptyInfo.used_memory);
     const emptyRss = Number(emptyInfo.used_memory_rss);
-    const pop = await runGenerator(
-      {
-        target: 'bullmq',
-        mode: 'populate',
-        port: s.port,
-        serverPid: s.pid,
-        queue: QUEUE,
-        jobs: n,
-        capS: 1200,
-        warmup: 0,
-        clients: 1,
-        bulk: POPULATE_BULK,
-        inflight: POPULATE_INFLIGHT,
-        payloadBytes: CONFIG.payloadBytes,
-      },
-      1_300_000,
-    );
+    const pop = await populate('bullmq', s.port, s.pid, n);
     process.stderr.write(
       `  BullMQ populate: ${pop.jobs} jobs in ${pop.secs.toFixed(1)} s (${pop.jobsPerS.toFixed(0)}/s, addBulk x${POPULATE_BULK})\n`,
     );

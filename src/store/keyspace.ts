@@ -85,7 +85,7 @@ function expiryIndexKey(expireAtMs: number, key: string): string {
 }
 
 /** Size of a fresh arena chunk; a record larger than that gets a chunk of its own. */
-export const ARENA_CHUNK_BYTES = 1 << 20;
+const ARENA_CHUNK_BYTES = 1 << 20;
 /** `u32 slot, u32 length` in front of every arena record. */
 export const RECORD_HEADER_BYTES = 8;
 /** A chunk is compacted when its live bytes fall below this fraction of its size. */
@@ -252,7 +252,7 @@ export class Keyspace {
 
   /**
    * Sets a string value from bytes that the caller may reuse afterwards (they
-   * are copied). The snapshot loader's and replay's path: no string is made.
+   * are copied). The path of SET, APPEND and replay: no string is made.
    */
   setBytes(key: string, value: Buffer): void {
     if (value.length > INLINE_STRING_MAX_BYTES) {
@@ -274,33 +274,6 @@ export class Keyspace {
     } else {
       this.releaseValue(slot);
     }
-    return slot;
-  }
-
-  /**
-   * Sets a key and string value given as byte ranges of `buf`, without making
-   * strings (the snapshot loader), and clears the key's TTL: the entry is
-   * replaced whole. Returns the slot. The bytes are copied.
-   */
-  setRaw(buf: Buffer, keyStart: number, keyLength: number, valueStart: number, valueLength: number): number {
-    const h = hashBytes(buf, keyStart, keyStart + keyLength);
-    let slot = this.findBytes(h, buf, keyStart, keyLength);
-    if (slot < 0) {
-      slot = this.newSlot(h);
-      const at = this.reserveRecord(slot, keyLength);
-      copyBytes(buf, keyStart, keyLength, this.chunks[this.current] as Buffer, at + RECORD_HEADER_BYTES);
-      this.keyChunk[slot] = this.current;
-      this.keyOffset[slot] = at;
-    } else {
-      this.releaseValue(slot);
-      if (!Number.isNaN(this.expireAt[slot] as number)) this.removeExpireAt(slot, this.keyString(slot));
-    }
-    if (valueLength > INLINE_STRING_MAX_BYTES) {
-      this.storeValue(slot, Buffer.from(buf.subarray(valueStart, valueStart + valueLength)));
-    } else {
-      this.writeValueBytes(slot, buf, valueStart, valueLength);
-    }
-    this.settle();
     return slot;
   }
 

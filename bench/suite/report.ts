@@ -617,7 +617,7 @@ export function markdownSection(
   section(
     'rewrite',
     'Rewrite impact',
-    `p99 latency of HTTP POST /jobs (50 connections, closed loop) on a server holding ${n} jobs, during a BGREWRITEAOF against the same load without one: a window of a few seconds just before the rewrite and one just after it, taken together (each window's p99 is in the JSON). The rewrite runs in a worker thread at nice 19, so under this saturating load it takes longer than alone.`,
+    `p99 latency of HTTP POST /jobs (50 connections, closed loop) on a server holding ${n} jobs, during a BGREWRITEAOF against the same load without one: a window of a few seconds just before the rewrite and one just after it, taken together (each window's p99 is in the JSON). The rewrite runs in a helper process at nice 19, so under this saturating load it takes longer than alone.`,
   );
   if (meta.notes.length > 0) {
     lines.push('### Notes from this run');

@@ -31,7 +31,7 @@ import { type Clock, systemClock } from '../util/clock.js';
 import { type Logger, silentLogger } from '../util/logger.js';
 import type { ApplyContext, LeaderRecord } from '../util/state.js';
 import { replaySink } from './replay-sink.js';
-import { workerSnapshotter } from './rewrite-worker.js';
+import { RewriteHelper } from './rewrite-child.js';
 
 export type Durability = 'default' | 'fsync' | 'replicated';
 
@@ -43,7 +43,7 @@ export interface NodeOptions {
   activeExpireKeys?: number;
   /** Called for every queue event applied on this node, live (not during load). */
   onQueueEvent?: (queue: string, event: QueueEvent) => void;
-  /** Produces AOF rewrite bases; default: a worker thread per rewrite (rewrite-worker.ts). Tests inject faults here. */
+  /** Produces AOF rewrite bases; default: the node's rewrite helper process (rewrite-child.ts). Tests inject faults here. */
   snapshotter?: Snapshotter;
   /** How often the AOF engine checks for an automatic rewrite; default 1000 ms. */
   rewriteCronMs?: number;
@@ -82,8 +82,18 @@ export class AofqNode {
   private expireTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private live = false;
+  /** The rewrite helper process, when the default snapshotter is used. */
+  readonly rewriteHelper: RewriteHelper | null;
 
-  private constructor(store: Store, queues: Queues, aof: AofEngine, clock: Clock, logger: Logger) {
+  private constructor(
+    store: Store,
+    queues: Queues,
+    aof: AofEngine,
+    clock: Clock,
+    logger: Logger,
+    rewriteHelper: RewriteHelper | null,
+  ) {
+    this.rewriteHelper = rewriteHelper;
     this.store = store;
     this.queues = queues;
     this.aof = aof;
@@ -108,19 +118,29 @@ export class AofqNode {
       record: (argv) => replay.record(argv),
       ...(onLoadProgress !== undefined ? { progress: onLoadProgress } : {}),
     };
-    const aof = await AofEngine.open(
-      cfg,
-      {
-        fs: options.fs,
-        logger,
-        clock,
-        snapshotter: options.snapshotter ?? workerSnapshotter(),
-        onFsync: options.onFsync,
-        ...(options.rewriteCronMs !== undefined ? { rewriteCronMs: options.rewriteCronMs } : {}),
-      },
-      sink,
-    );
-    node = new AofqNode(store, queues, aof, clock, logger);
+    // Started before the load, while this process is small: spawning forks it (rewrite-child.ts).
+    const helper = options.snapshotter === undefined ? RewriteHelper.start(logger) : null;
+    const snapshotter = options.snapshotter ?? helper?.snapshotter;
+    assert(snapshotter !== undefined, 'no snapshotter');
+    let aof: AofEngine;
+    try {
+      aof = await AofEngine.open(
+        cfg,
+        {
+          fs: options.fs,
+          logger,
+          clock,
+          snapshotter,
+          onFsync: options.onFsync,
+          ...(options.rewriteCronMs !== undefined ? { rewriteCronMs: options.rewriteCronMs } : {}),
+        },
+        sink,
+      );
+    } catch (err) {
+      await helper?.close();
+      throw err;
+    }
+    node = new AofqNode(store, queues, aof, clock, logger, helper);
     node.live = true;
     node.startTimers(options.activeExpireKeys ?? 20);
     logger.info({ lastLsn: aof.lastLsn, keys: store.size }, 'aofq node ready');
@@ -370,7 +390,11 @@ export class AofqNode {
     if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
     if (this.expireTimer !== null) clearInterval(this.expireTimer);
     for (const waiters of this.queueWaiters.values()) for (const wake of [...waiters]) wake();
-    await this.aof.close();
+    try {
+      await this.aof.close();
+    } finally {
+      await this.rewriteHelper?.close();
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * AOF rewrite failure handling, with an injected snapshotter (the worker's
+ * AOF rewrite failure handling, with an injected snapshotter (the helper's
  * code run inline, wrapped with faults): failed rewrites leave the old files
  * serving and no temp file; repeated failures open several incr files that the
  * next success collapses; automatic rewrites back off after 3 failures in a
@@ -15,7 +15,7 @@ import { type AofConfig, DEFAULT_AOF_CONFIG } from '../../src/aof/config.js';
 import { realFs } from '../../src/aof/fs.js';
 import type { RewriteJob, Snapshotter } from '../../src/aof/rewrite.js';
 import { AofqNode } from '../../src/node/node.js';
-import { writeRewriteBase } from '../../src/node/rewrite-worker.js';
+import { writeRewriteBase } from '../../src/node/rewrite-base.js';
 
 const dirs: string[] = [];
 const nodes: AofqNode[] = [];

@@ -106,7 +106,7 @@ describe('SIGKILL during AOF rewrites', () => {
   it(`loads a consistent state and keeps every durable write, over ${RUNS} kills`, async () => {
     root = await mkdtemp(join(tmpdir(), 'aofq-rwkill-'));
     const cfg: AofConfig = { ...DEFAULT_AOF_CONFIG, dir: root, appendfsync: 'no' };
-    // A dataset that takes the worker some time to replay and write.
+    // A dataset that takes the helper some time to replay and write.
     const seed = await AofqNode.open(cfg);
     const value = Buffer.alloc(100, 0x61);
     for (let i = 0; i < 20_000; i++)
@@ -119,7 +119,7 @@ describe('SIGKILL during AOF rewrites', () => {
     for (let run = 1; run <= RUNS; run++) {
       const preamble = run % 2 === 0;
       // Every fifth child lives long enough for a rewrite to finish even on a loaded machine
-      // (the worker's start-up alone can take a second under tsx), so both paths are exercised.
+      // (the helper's first job compiles its modules under tsx, which can take a second), so both paths are exercised.
       const killAfterMs = run % 5 === 0 ? 4000 : 100 + Math.floor(random() * 1100);
       const result = await runChild(root, run, preamble, killAfterMs);
       const durable = result.durable;

@@ -1,5 +1,5 @@
 /**
- * The AOF rewrite through the whole node, with the real worker thread:
+ * The AOF rewrite through the whole node, with the real rewrite helper process:
  * Redis's aof-race (20 writers × 20,000 INCR of one key during a rewrite),
  * a rewrite under a mixed write load in both base formats (live digest equals
  * the digest after reload), history GC and aof-disable-auto-gc, and
@@ -103,7 +103,7 @@ async function mixedLoad(node: AofqNode, random: () => number, steps: number, ta
   }
 }
 
-describe('AOF rewrite through the node (worker thread)', () => {
+describe('AOF rewrite through the node (rewrite helper process)', () => {
   it('aof-race: 20 writers × 20,000 INCR of one key during a rewrite give 400,000, also after a restart', async () => {
     const cfg = await tempConfig();
     const node = await open(cfg);

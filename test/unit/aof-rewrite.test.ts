@@ -27,7 +27,7 @@ import {
 } from '../../src/aof/rewrite.js';
 import { AofqNode } from '../../src/node/node.js';
 import { replaySink } from '../../src/node/replay-sink.js';
-import { writeRewriteBase } from '../../src/node/rewrite-worker.js';
+import { writeRewriteBase } from '../../src/node/rewrite-base.js';
 import { Queues } from '../../src/queue/index.js';
 import { Store } from '../../src/store/index.js';
 

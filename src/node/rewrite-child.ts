@@ -116,7 +116,14 @@ function helperNodeArgs(): string[] {
 }
 
 function spawnHelper(): ChildProcess {
-  const env = { ...process.env, [CHILD_ENV]: '1' };
+  const env = {
+    ...process.env,
+    [CHILD_ENV]: '1',
+    // glibc: every allocation from 128 KiB up (the arena's 1 MiB chunks) gets its own mapping,
+    // so a finished rewrite's state goes back to the system. With glibc's adaptive threshold,
+    // an idle helper kept 213-247 MiB after a rewrite of 1M keys; with this one, 65-73 MiB.
+    MALLOC_MMAP_THRESHOLD_: '131072',
+  };
   const options = { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] as ('ignore' | 'inherit' | 'ipc')[] };
   const [program, ...args] = [...lowPriorityPrefix(), process.execPath, ...helperNodeArgs()];
   assert(program !== undefined, 'no program');

@@ -29,7 +29,8 @@ const option = (name: string, fallback: number): number => {
 };
 const KEYS = option('--keys', 1_000_000);
 const WRITERS = 50;
-const BASELINE_MS = 7000;
+/** The write load alone: about as long as a rewrite under load, so that rare stalls get the same chance. */
+const BASELINE_MS = 10_000;
 /** Latency samples kept per run (a preallocated array: the bench adds no garbage of its own). */
 const MAX_SAMPLES = 4_000_000;
 const NO_REDIS = args.includes('--no-redis');
@@ -89,6 +90,56 @@ async function withGcWatch<T>(run: () => Promise<T>): Promise<{ result: T; longe
 
 const round = (n: number, digits = 3): number => Number(n.toFixed(digits));
 
+/** What monitorEventLoopDelay saw over one window, and its stalls over 10 and 20 ms per 10 s. */
+interface DelayFigures {
+  maxEventLoopDelayMs: number;
+  eventLoopDelayP99Ms: number;
+  eventLoopDelayP999Ms: number;
+  stallsOver10msPer10s: number;
+  stallsOver20msPer10s: number;
+  windowSeconds: number;
+}
+
+/**
+ * Watch the event loop while `run` runs: monitorEventLoopDelay (1 ms
+ * resolution) for the maximum and percentiles, and a 1 ms interval timer that
+ * counts stalls (the time between two of its turns, less its period).
+ */
+async function withDelayWatch<T>(run: () => Promise<T>): Promise<{ result: T; delay: DelayFigures }> {
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  let over10 = 0;
+  let over20 = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const stall = now - last - 1;
+    if (stall > 10) over10++;
+    if (stall > 20) over20++;
+    last = now;
+  }, 1);
+  const started = performance.now();
+  histogram.enable();
+  try {
+    const result = await run();
+    histogram.disable();
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      result,
+      delay: {
+        maxEventLoopDelayMs: round(histogram.max / 1e6),
+        eventLoopDelayP99Ms: round(histogram.percentile(99) / 1e6),
+        eventLoopDelayP999Ms: round(histogram.percentile(99.9) / 1e6),
+        stallsOver10msPer10s: round((over10 * 10) / seconds, 2),
+        stallsOver20msPer10s: round((over20 * 10) / seconds, 2),
+        windowSeconds: round(seconds, 1),
+      },
+    };
+  } finally {
+    clearInterval(timer);
+    histogram.disable();
+  }
+}
+
 async function populate(node: AofqNode): Promise<number> {
   const started = performance.now();
   const SET = Buffer.from('SET');
@@ -138,54 +189,48 @@ async function baseFileSize(cfg: AofConfig): Promise<number> {
   return (await fsp.stat(path.join(dir, name))).size;
 }
 
-interface RewriteFigures {
+interface RewriteFigures extends DelayFigures {
   rewriteSeconds: number;
   baseBytes: number;
   p99DuringMs: number;
   opsDuring: number;
-  maxEventLoopDelayMs: number;
   longestMainGcPauseMs: number;
 }
 
 /** A rewrite with no writes beside it: its time, and the longest event-loop delay it alone causes. */
 async function quietRewrite(node: AofqNode, cfg: AofConfig): Promise<Record<string, number>> {
-  const histogram = monitorEventLoopDelay({ resolution: 1 });
-  histogram.enable();
   const started = performance.now();
-  await node.rewrite();
-  if (!(await node.waitRewrite())) throw new Error('the rewrite failed');
+  const { result: ok, delay } = await withDelayWatch(async () => {
+    await node.rewrite();
+    return node.waitRewrite();
+  });
+  if (!ok) throw new Error('the rewrite failed');
   const seconds = (performance.now() - started) / 1000;
-  histogram.disable();
-  return {
-    rewriteSeconds: round(seconds),
-    baseBytes: await baseFileSize(cfg),
-    maxEventLoopDelayMs: round(histogram.max / 1e6),
-  };
+  return { rewriteSeconds: round(seconds), baseBytes: await baseFileSize(cfg), ...delay };
 }
 
 async function rewriteUnderLoad(node: AofqNode, cfg: AofConfig): Promise<RewriteFigures> {
-  const histogram = monitorEventLoopDelay({ resolution: 1 });
-  histogram.enable();
   let finished = false;
   const started = performance.now();
-  await node.rewrite();
-  const done = node.waitRewrite().then((ok) => {
-    finished = true;
-    return ok;
+  const { result, delay } = await withDelayWatch(async () => {
+    await node.rewrite();
+    const done = node.waitRewrite().then((ok) => {
+      finished = true;
+      return ok;
+    });
+    const watched = await withGcWatch(() => writeLoad(node, () => finished, 300_000));
+    return { watched, ok: await done };
   });
-  const watched = await withGcWatch(() => writeLoad(node, () => finished, 300_000));
-  const latencies = watched.result;
-  const ok = await done;
   const rewriteSeconds = (performance.now() - started) / 1000;
-  histogram.disable();
-  if (!ok) throw new Error('the rewrite failed');
+  if (!result.ok) throw new Error('the rewrite failed');
+  const latencies = result.watched.result;
   return {
     rewriteSeconds: round(rewriteSeconds),
     baseBytes: await baseFileSize(cfg),
     p99DuringMs: round(percentile(latencies, 99)),
     opsDuring: latencies.length,
-    maxEventLoopDelayMs: round(histogram.max / 1e6),
-    longestMainGcPauseMs: watched.longestGcMs,
+    longestMainGcPauseMs: result.watched.longestGcMs,
+    ...delay,
   };
 }
 
@@ -236,15 +281,16 @@ async function main(): Promise<void> {
     results.loadIncrReplaySeconds = round(opened.seconds);
     node = opened.node;
 
-    const histogram = monitorEventLoopDelay({ resolution: 1 });
-    histogram.enable();
-    const watched = await withGcWatch(() => writeLoad(node as AofqNode, () => false, BASELINE_MS));
+    const loaded = node;
+    const { result: watched, delay } = await withDelayWatch(() =>
+      withGcWatch(() => writeLoad(loaded, () => false, BASELINE_MS)),
+    );
     const baseline = watched.result;
-    histogram.disable();
     results.longestMainGcPauseWithoutRewriteMs = watched.longestGcMs;
     results.p99WithoutRewriteMs = round(percentile(baseline, 99));
     results.opsWithoutRewrite = baseline.length;
-    results.maxEventLoopDelayWithoutRewriteMs = round(histogram.max / 1e6);
+    results.maxEventLoopDelayWithoutRewriteMs = delay.maxEventLoopDelayMs;
+    results.writeLoadWithoutRewrite = delay;
 
     results.preambleRewriteUnderLoad = await rewriteUnderLoad(node, cfg);
     // Loads are timed from a base with an (almost) empty incr file: a quiet rewrite first.

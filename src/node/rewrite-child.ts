@@ -14,7 +14,7 @@
  * - Spawning forks the server. fork() copies the page tables, and the event
  *   loop waits for it: 17 ms per GiB of RSS, measured here, and 75-170 ms at
  *   4 GiB. At open, before the load, the server is small, and the fork costs
- *   1-2 ms. If the helper dies, the next rewrite starts a new one and pays
+ *   1.5-5.5 ms. If the helper dies, the next rewrite starts a new one and pays
  *   that cost once. This is logged.
  *
  * This file is both sides: the server's (`RewriteHelper`) and the child's

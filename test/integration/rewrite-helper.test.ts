@@ -1,7 +1,8 @@
 /**
  * The rewrite helper process (src/node/rewrite-child.ts), for real: it is
  * started when the node opens, every thread of it runs at nice 19, one helper
- * serves rewrite after rewrite, a helper killed between rewrites or during
+ * serves rewrite after rewrite, the event loop stays free while it rewrites
+ * 200,000 keys, a helper killed between rewrites or during
  * one is replaced (the rewrite in flight fails with a coded error and leaves
  * no temp file), closing the node ends it, and a helper whose server is
  * SIGKILLed exits by itself.
@@ -11,6 +12,7 @@ import { existsSync, readdirSync, readFileSync, watch } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AofConfig, DEFAULT_AOF_CONFIG } from '../../src/aof/config.js';
 import { TEMP_REWRITE_PREFIX } from '../../src/aof/rewrite.js';
@@ -121,6 +123,39 @@ describe('the rewrite helper process', () => {
     expect(processExists(pid)).toBe(false);
     const again = await openNode(cfg);
     expect(again.store.size).toBe(500);
+  });
+
+  it('keeps the event loop free while it rewrites 200,000 keys', async () => {
+    const node = await openNode(await tempConfig());
+    await helperOf(node).ready();
+    const value = Buffer.alloc(100, 0x63);
+    for (let i = 0; i < 200_000; i += 1000)
+      await Promise.all(
+        Array.from({ length: 1000 }, (_, j) =>
+          node.command([Buffer.from('SET'), Buffer.from(`k${i + j}`), value]),
+        ),
+      );
+    // The time the loop was held: what a 1 ms timer's turns come late, summed over the rewrite.
+    let heldMs = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      heldMs += Math.max(0, now - last - 1);
+      last = now;
+    }, 1);
+    const started = performance.now();
+    try {
+      await node.rewrite();
+      expect(await node.waitRewrite()).toBe(true);
+    } finally {
+      clearInterval(timer);
+    }
+    const rewriteMs = performance.now() - started;
+    // Replayed and written on this thread, the same rewrite holds the loop for most of its
+    // duration: a regression this test exists to catch. In the helper, only the rotation, the
+    // job message, the rename and the manifest run here.
+    // Measured: 0.90 on this thread; 0.11-0.15 in the helper on a quiet machine.
+    expect(heldMs / rewriteMs).toBeLessThan(0.5);
   });
 
   it('is replaced when it dies between rewrites, with a warning', async () => {

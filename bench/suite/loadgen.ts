@@ -574,6 +574,19 @@ async function bullmqDriver(spec: GenSpec, payloadIndex: number): Promise<Driver
     }
     return q;
   };
+  /** One BullMQ call as a closed-loop request: its errors counted, the first 5 printed, never a stop. */
+  const attempt = (what: string, call: () => Promise<unknown>) => {
+    let failures = 0;
+    return async (): Promise<'ok' | 'error'> => {
+      try {
+        await call();
+        return 'ok';
+      } catch (err) {
+        if (failures++ < 5) process.stderr.write(`bullmq ${what}: ${(err as Error).message}\n`);
+        return 'error';
+      }
+    };
+  };
   const addLoops = async (
     queue: string,
     n: number,
@@ -581,25 +594,14 @@ async function bullmqDriver(spec: GenSpec, payloadIndex: number): Promise<Driver
     lat: Samples | null,
   ): Promise<{ done: number; errors: number }> => {
     const q = await getQueue(queue);
-    const deadline = now() + capMs;
-    let issued = 0;
-    let done = 0;
-    let errors = 0;
-    const loop = async (): Promise<void> => {
-      while (issued < n && now() < deadline) {
-        issued++;
-        const t = now();
-        try {
-          await q.add('j', data);
-          done++;
-          lat?.add(now() - t);
-        } catch (err) {
-          if (errors++ < 5) process.stderr.write(`bullmq add: ${(err as Error).message}\n`);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: spec.clients }, loop));
-    return { done, errors };
+    return closedLoops(
+      n,
+      capMs,
+      1,
+      spec.clients,
+      lat,
+      attempt('add', () => q.add('j', data)),
+    );
   };
   return {
     prepare: async (queue) => {
@@ -609,25 +611,14 @@ async function bullmqDriver(spec: GenSpec, payloadIndex: number): Promise<Driver
     async enqueueBulk(queue, n, capMs, lat) {
       const q = await getQueue(queue);
       const batch = Array.from({ length: spec.bulk }, () => ({ name: 'j', data }));
-      const deadline = now() + capMs;
-      let issued = 0;
-      let done = 0;
-      let errors = 0;
-      const loop = async (): Promise<void> => {
-        while (issued < n && now() < deadline) {
-          issued += batch.length;
-          const t = now();
-          try {
-            await q.addBulk(batch);
-            done += batch.length;
-            lat?.add(now() - t);
-          } catch (err) {
-            if (errors++ < 5) process.stderr.write(`bullmq addBulk: ${(err as Error).message}\n`);
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: spec.inflight }, loop));
-      return { done, errors };
+      return closedLoops(
+        n,
+        capMs,
+        batch.length,
+        spec.inflight,
+        lat,
+        attempt('addBulk', () => q.addBulk(batch)),
+      );
     },
     async e2e(queue, n, capMs, hooks) {
       await getQueue(queue);

@@ -40,8 +40,8 @@ export interface RewriteOutput {
 }
 
 /**
- * Produces the base file of a rewrite. Supplied by the node layer (a worker
- * thread). `signal` aborts it (the engine is closing): it then rejects soon.
+ * Produces the base file of a rewrite. Supplied by the node layer (its helper
+ * process). `signal` aborts it (the engine is closing): it then rejects soon.
  */
 export type Snapshotter = (job: RewriteJob, signal: AbortSignal) => Promise<RewriteOutput>;
 

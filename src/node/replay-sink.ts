@@ -1,6 +1,6 @@
 /**
  * The one way records reach the state machines from disk: at start (the
- * node's load) and in the rewrite worker (its replay of the log up to the
+ * node's load) and in the rewrite helper (its replay of the log up to the
  * rotation). It routes each record to the store or the queues, accepts the
  * `SELECT 0` of files written by redis-server, and applies the compact
  * snapshot records of a base (`AOFQ.SNAPSHOT-BEGIN`, `AOFQ.SNAPSHOT`).

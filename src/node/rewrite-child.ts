@@ -73,23 +73,20 @@ function tsxEsmApiPath(): string {
   return tsxEsmApi;
 }
 
-const found = new Map<string, string | null>();
-/** A program on the PATH (`nice` from coreutils), or null. */
-function findProgram(name: string): string | null {
-  const cached = found.get(name);
-  if (cached !== undefined) return cached;
-  let program: string | null = null;
-  if (process.platform !== 'win32') {
-    for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(path.delimiter)) {
-      const candidate = path.join(dir, name);
-      if (dir !== '' && existsSync(candidate)) {
-        program = candidate;
-        break;
-      }
+/** `nice` from coreutils on the PATH, or null; looked up once. */
+let niceBinary: string | null | undefined;
+function findNice(): string | null {
+  if (niceBinary !== undefined) return niceBinary;
+  niceBinary = null;
+  if (process.platform === 'win32') return niceBinary;
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(path.delimiter)) {
+    const candidate = path.join(dir, 'nice');
+    if (dir !== '' && existsSync(candidate)) {
+      niceBinary = candidate;
+      break;
     }
   }
-  found.set(name, program);
-  return program;
+  return niceBinary;
 }
 
 /**
@@ -100,7 +97,7 @@ function findProgram(name: string): string | null {
  * Nice 19 still gets its fair share of a contended CPU.
  */
 function lowPriorityPrefix(): string[] {
-  const nice = findProgram('nice');
+  const nice = findNice();
   return nice === null ? [] : [nice, '-n', String(CHILD_NICE)];
 }
 

@@ -286,6 +286,12 @@ export class AofqNode {
     for (const listener of this.eventListeners) listener(queue, event);
   }
 
+  /** A rate-limit window reopened: every long poll on the queue tries again (those that find nothing wait again). */
+  private wakeAll(queue: string): void {
+    const waiters = this.queueWaiters.get(queue);
+    if (waiters) for (const wake of [...waiters]) wake();
+  }
+
   /**
    * Listen to every queue event applied live on this node (not those replayed
    * at load). Listeners run synchronously inside apply: they must not throw
@@ -340,9 +346,10 @@ export class AofqNode {
     this.deadlineAt = Number.POSITIVE_INFINITY;
     if (this.closed) return;
     if (this.aof.writable) {
-      const { records } = this.queues.tick(this.context());
+      const { records, reopened } = this.queues.tick(this.context());
       this.appendAll(records);
       this.armDeadline();
+      for (const queue of reopened) this.wakeAll(queue);
     } else {
       // The disk refuses writes: try again once the engine has had a chance to recover.
       this.deadlineTimer = setTimeout(() => this.onDeadline(), 1000);
@@ -353,9 +360,10 @@ export class AofqNode {
   /** Run the queue timers now (tests drive a ManualClock and call this). */
   tick(): number {
     assert(!this.closed, 'tick after close');
-    const { records } = this.queues.tick(this.context());
+    const { records, reopened } = this.queues.tick(this.context());
     const lsn = this.appendAll(records);
     this.armDeadline();
+    for (const queue of reopened) this.wakeAll(queue);
     return lsn;
   }
 

@@ -2,20 +2,13 @@
  * One queue's in-memory state: its configuration, counters (ids, fencing
  * tokens, set order, rate-limit window), the job table and one ordered set per
  * job state. It owns only the structural moves (insert, detach, remove); the
- * semantics of each operation live in queues.ts.
+ * semantics of each operation live in queues.ts. Every move marks the queue
+ * for Queues' deadline index, which then looks again at this queue alone.
  */
-import BTreeImport from 'sorted-btree';
 import { assert } from '../util/assert.js';
-import { compareJobs, type Job, type SetKey, StateCode } from './job.js';
+import { type Job, StateCode } from './job.js';
+import { JobSet } from './job-set.js';
 import type { QueueConfig } from './types.js';
-
-const BTree = ((BTreeImport as unknown as { default?: unknown }).default ??
-  BTreeImport) as typeof BTreeImport.default;
-
-export type JobSet = InstanceType<typeof BTree<SetKey, undefined>>;
-
-/** B+tree node size: small nodes keep inserts cheap; 64 keys per leaf keeps the per-job overhead low. */
-const NODE_SIZE = 64;
 
 export class QueueState {
   paused = false;
@@ -31,15 +24,29 @@ export class QueueState {
   windowCount = 0;
   readonly jobs = new Map<string, Job>();
   readonly sets: readonly JobSet[];
+  /** Queues' deadline index: this queue's entry in it (null when it has no deadline), and whether to recompute it. */
+  deadlineEntry: DeadlineEntry | null = null;
+  deadlineDirty = false;
+  /** The last rate-limit reopening that a tick reported (leader only, not logged): no deadline any more. */
+  reportedReopening = -1;
 
   constructor(
     readonly name: string,
     public config: QueueConfig,
+    /** Unique per Queues instance: orders index entries with equal deadlines. */
+    readonly ordinal: number,
+    private readonly onDirty: (queue: QueueState) => void,
   ) {
     const sets: JobSet[] = [];
-    for (let state = 0; state < 6; state++)
-      sets.push(new BTree<SetKey, undefined>(undefined, compareJobs, NODE_SIZE));
+    for (let state = 0; state < 6; state++) sets.push(new JobSet());
     this.sets = sets;
+  }
+
+  /** Something that may move this queue's deadline changed: the index recomputes it before its next use. */
+  markDirty(): void {
+    if (this.deadlineDirty) return;
+    this.deadlineDirty = true;
+    this.onDirty(this);
   }
 
   set(state: StateCode): JobSet {
@@ -72,14 +79,16 @@ export class QueueState {
     job.state = state;
     job.sortKey = sortKey;
     job.order = order;
-    const added = this.set(state).set(job, undefined, false);
+    const added = this.set(state).add(job);
     assert(added, 'job keys are unique within a set');
+    this.markDirty();
   }
 
   /** Takes `job` out of its set (it stays in the job table). */
   detach(job: Job): void {
     const removed = this.set(job.state).delete(job);
     assert(removed, 'job is in the set of its state');
+    this.markDirty();
   }
 
   /** Removes `job` from the queue entirely. */
@@ -92,4 +101,11 @@ export class QueueState {
   first(state: StateCode): Job | undefined {
     return this.set(state).minKey() as Job | undefined;
   }
+}
+
+/** A queue's entry in the deadline index: keyed like a job (sortKey = the deadline, order = the queue's ordinal). */
+export interface DeadlineEntry {
+  readonly sortKey: number;
+  readonly order: number;
+  readonly queue: QueueState;
 }

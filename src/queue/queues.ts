@@ -23,7 +23,8 @@ import {
   StateCode,
   stateCode,
 } from './job.js';
-import { QueueState } from './queue-state.js';
+import { JobSet } from './job-set.js';
+import { type DeadlineEntry, QueueState } from './queue-state.js';
 import { decodeQueueChunk, encodeQueueChunks, type SnapshotItem } from './snapshot.js';
 import type {
   BackoffOptions,
@@ -93,6 +94,13 @@ export function backoffDelay(
 
 export class Queues implements StateMachine, Snapshottable {
   private readonly queues = new Map<string, QueueState>();
+  /** One entry per queue that has a deadline, earliest first (nextDeadline), and the queues to look at again. */
+  private readonly deadlines = new JobSet();
+  private readonly dirtyQueues: QueueState[] = [];
+  private readonly markDirty = (queue: QueueState): void => {
+    this.dirtyQueues.push(queue);
+  };
+  private queueOrdinal = 0;
   private readonly names = new Interner<string>((name) => name, 10_000);
   private readonly optionTable = new Interner<JobOptions>((json) => new JobOptions(json), 4096);
   private readonly onEvent: ((queue: string, event: QueueEvent) => void) | undefined;
@@ -148,30 +156,75 @@ export class Queues implements StateMachine, Snapshottable {
     return this.queues.get(queue)?.config.durability ?? 'default';
   }
 
-  /** Earliest lease expiry, delayed job due time or rate-limit reopening over all queues, or null. */
+  /**
+   * The earliest time a timer is due over all queues (a lease expiry, a
+   * delayed job's due time, or the reopening of a full rate-limit window that
+   * no tick has reported yet), or null. The index holds one entry per queue with a deadline;
+   * only the queues changed since the last call are looked at again, so a
+   * write costs O(log queues), not a scan of every queue.
+   */
   nextDeadline(): number | null {
-    let earliest: number | null = null;
-    const consider = (at: number) => {
-      if (earliest === null || at < earliest) earliest = at;
-    };
-    for (const queue of this.queues.values()) {
-      const active = queue.first(StateCode.Active);
-      if (active) consider(active.sortKey);
-      const delayed = queue.first(StateCode.Delayed);
-      if (delayed) consider(delayed.sortKey);
-      const limiter = queue.config.limiter;
-      if (limiter && !queue.paused && queue.ready() > 0 && queue.windowStart >= 0) {
-        if (queue.windowCount >= limiter.max) consider(queue.windowStart + limiter.duration);
-      }
-    }
-    return earliest;
+    this.refreshDeadlines();
+    return (this.deadlines.minKey() as DeadlineEntry | undefined)?.sortKey ?? null;
   }
 
-  /** Leader timers: expires due leases (one record each) and promotes due delayed jobs. */
-  tick(ctx: ApplyContext): { records: RecordArg[][] } {
+  /** Checks the deadline index against a scan of every queue (tests; O(queues)). */
+  verifyDeadlines(): void {
+    let earliest: number | null = null;
+    for (const queue of this.queues.values()) {
+      const at = queueDeadline(queue);
+      if (at !== null && (earliest === null || at < earliest)) earliest = at;
+    }
+    assert(this.nextDeadline() === earliest, 'the deadline index agrees with a scan of every queue');
+  }
+
+  private refreshDeadlines(): void {
+    const dirty = this.dirtyQueues;
+    for (let i = 0; i < dirty.length; i++) {
+      const queue = dirty[i] as QueueState;
+      queue.deadlineDirty = false;
+      // An obliterated queue (or one replaced under the same name) leaves the index.
+      const at = this.queues.get(queue.name) === queue ? queueDeadline(queue) : null;
+      const entry = queue.deadlineEntry;
+      if (entry !== null && entry.sortKey === at) continue;
+      if (entry !== null) this.deadlines.delete(entry);
+      queue.deadlineEntry = null;
+      if (at === null) continue;
+      const fresh: DeadlineEntry = { sortKey: at, order: queue.ordinal, queue };
+      this.deadlines.add(fresh);
+      queue.deadlineEntry = fresh;
+    }
+    dirty.length = 0;
+  }
+
+  /**
+   * Leader timers, for the queues whose deadline has come: expires due leases
+   * (one record each) and promotes due delayed jobs. `reopened` names the
+   * queues whose full rate-limit window has just reopened: the node wakes
+   * their long-polling consumers.
+   */
+  tick(ctx: ApplyContext): { records: RecordArg[][]; reopened: string[] } {
     const records: RecordArg[][] = [];
-    for (const queue of [...this.queues.values()]) this.runTimers(queue, ctx.nowMs, records);
-    return { records };
+    const reopened: string[] = [];
+    const nowMs = ctx.nowMs;
+    this.refreshDeadlines();
+    const due: QueueState[] = [];
+    for (const key of this.deadlines.keys()) {
+      const entry = key as DeadlineEntry;
+      if (entry.sortKey > nowMs) break;
+      due.push(entry.queue);
+    }
+    for (const queue of due) {
+      queue.markDirty();
+      const reopensAt = limiterReopening(queue);
+      if (reopensAt !== null && reopensAt <= nowMs && reopensAt !== queue.reportedReopening) {
+        // Reported once: from now on this reopening is no deadline (it used to re-arm the timer every ms).
+        queue.reportedReopening = reopensAt;
+        reopened.push(queue.name);
+      }
+      this.runTimers(queue, nowMs, records);
+    }
+    return { records, reopened };
   }
 
   /**
@@ -237,7 +290,8 @@ export class Queues implements StateMachine, Snapshottable {
     const before = queue.jobs.size;
     queue.jobs.set(id, job);
     if (queue.jobs.size === before) throw reader.fail('job id exists');
-    if (!queue.set(job.state).set(job, undefined, false)) throw reader.fail('duplicate set key');
+    if (!queue.set(job.state).add(job)) throw reader.fail('duplicate set key');
+    queue.markDirty();
   }
 
   *snapshotRecords(_nowMs: number): Iterable<RecordArg[]> {
@@ -831,6 +885,8 @@ export class Queues implements StateMachine, Snapshottable {
     const name = this.readQueueName(reader);
     const queue = this.queues.get(name);
     if (queue === undefined) throw reader.fail(`queue '${name}' does not exist`);
+    // The record may pause it, drain it, obliterate it or restore its counters: all move its deadline.
+    queue.markDirty();
     return queue;
   }
 
@@ -852,9 +908,15 @@ export class Queues implements StateMachine, Snapshottable {
   private createQueue(name: string, config?: QueueConfig): QueueState {
     let queue = this.queues.get(name);
     if (queue === undefined) {
-      queue = new QueueState(name, config ?? cloneConfig(QUEUE_CONFIG_DEFAULTS));
+      queue = new QueueState(
+        name,
+        config ?? cloneConfig(QUEUE_CONFIG_DEFAULTS),
+        ++this.queueOrdinal,
+        this.markDirty,
+      );
       this.queues.set(name, queue);
     }
+    queue.markDirty();
     return queue;
   }
 
@@ -1456,4 +1518,26 @@ function checkJsonText(reader: RecordReader, text: string, what: string): unknow
 
 function cloneConfig(config: QueueConfig): QueueConfig {
   return JSON.parse(JSON.stringify(config)) as QueueConfig;
+}
+
+/** When a full rate-limit window reopens, if ready jobs wait for it (and the queue is not paused); else null. */
+function limiterReopening(queue: QueueState): number | null {
+  const limiter = queue.config.limiter;
+  if (limiter === null || queue.paused || queue.windowStart < 0 || queue.windowCount < limiter.max)
+    return null;
+  return queue.ready() > 0 ? queue.windowStart + limiter.duration : null;
+}
+
+/** A queue's next deadline: its first lease expiry, first delayed job, or an unreported window reopening. */
+function queueDeadline(queue: QueueState): number | null {
+  let at: number | null = null;
+  const active = queue.first(StateCode.Active);
+  if (active !== undefined) at = active.sortKey;
+  const delayed = queue.first(StateCode.Delayed);
+  if (delayed !== undefined && (at === null || delayed.sortKey < at)) at = delayed.sortKey;
+  const reopensAt = limiterReopening(queue);
+  if (reopensAt !== null && reopensAt !== queue.reportedReopening && (at === null || reopensAt < at)) {
+    at = reopensAt;
+  }
+  return at;
 }

@@ -529,6 +529,8 @@ function runAgainstModel(drafts: Draft[], limited: boolean): RunOutcome {
     }
     const counts = queues.execute({ op: 'getJobCounts', queue: QUEUE }, { nowMs: model.now }).result;
     expect(counts.paused, context).toBe(model.paused);
+    // The incremental deadline index agrees with a scan of every queue (throws if not).
+    queues.verifyDeadlines();
   }
   return { queues, records };
 }

@@ -300,6 +300,30 @@ describe('leases', () => {
     expect(h.queues.nextDeadline()).toBeNull();
   });
 
+  it('keeps one deadline per queue over many queues: ticks touch only due queues, obliterate drops its entry', () => {
+    const h = new Harness();
+    // 300 queues, each with a lease that expires at START + 1000 + i and a delayed job due later.
+    for (let i = 0; i < 300; i++) {
+      const queue = `q${i}`;
+      h.add(queue, 'x');
+      h.add(queue, 'later', { delay: 10_000 + i });
+      h.lease(queue, 1, 1000 + i);
+    }
+    h.queues.verifyDeadlines();
+    expect(h.queues.nextDeadline()).toBe(START + 1000);
+    h.run({ op: 'obliterate', queue: 'q0', force: true });
+    expect(h.queues.nextDeadline()).toBe(START + 1001);
+    h.now = START + 1010;
+    // q1..q10 are due: ten expiries, nothing else.
+    expect(h.tick()).toEqual(Array.from({ length: 10 }, () => 'Q.EXPIRE'));
+    h.queues.verifyDeadlines();
+    expect(h.queues.nextDeadline()).toBe(START + 1011);
+    h.now = START + 20_000;
+    expect(h.tick().filter((c) => c === 'Q.EXPIRE')).toHaveLength(289);
+    h.queues.verifyDeadlines();
+    expect(digest(replayed(h.records))).toBe(digest(h.queues));
+  });
+
   it('progress with a token is fenced; without one it is not', () => {
     const h = new Harness();
     const id = h.add('a', 'x');
@@ -416,6 +440,13 @@ describe('rate limiter and pause', () => {
     expect(h.lease('a', 5).jobs).toHaveLength(0);
     expect(h.queues.nextDeadline()).toBe(START + 1000);
     h.now += 1;
+    // The window reopens: the tick says so (the node wakes long polls), and it is no deadline any more.
+    const ticked = h.queues.tick({ nowMs: h.now });
+    h.records.push(...ticked.records);
+    expect(ticked.reopened).toEqual(['a']);
+    const next = h.queues.nextDeadline();
+    expect(next === null || next > h.now).toBe(true);
+    expect(h.queues.tick({ nowMs: h.now }).reopened).toEqual([]);
     expect(h.lease('a', 5).jobs).toHaveLength(2);
     expect(digest(replayed(h.records))).toBe(digest(h.queues));
   });

@@ -177,7 +177,7 @@ export class Job {
       priority: this.priority,
       returnvalue: extra === null ? 'null' : extra.returnvalue,
       failedReason: extra === null ? '' : extra.failedReason,
-      stacktrace: JSON.stringify(extra === null ? [] : extra.stacktrace),
+      stacktrace: extra === null ? '[]' : JSON.stringify(extra.stacktrace),
     };
     if (this.processedOn !== 0) json.processedOn = this.processedOn;
     if (this.finishedOn !== 0) json.finishedOn = this.finishedOn;

@@ -96,9 +96,11 @@ export class Queues implements StateMachine, Snapshottable {
   private readonly queues = new Map<string, QueueState>();
   /** One entry per queue that has a deadline, earliest first (nextDeadline), and the queues to look at again. */
   private readonly deadlines = new JobSet();
-  private readonly dirtyQueues: QueueState[] = [];
+  // A count, not length = 0: emptying an array by its length frees its store, and the next push allocates.
+  private readonly dirtyQueues: Array<QueueState | undefined> = [];
+  private dirtyCount = 0;
   private readonly markDirty = (queue: QueueState): void => {
-    this.dirtyQueues.push(queue);
+    this.dirtyQueues[this.dirtyCount++] = queue;
   };
   private queueOrdinal = 0;
   private readonly names = new Interner<string>((name) => name, 10_000);
@@ -180,8 +182,9 @@ export class Queues implements StateMachine, Snapshottable {
 
   private refreshDeadlines(): void {
     const dirty = this.dirtyQueues;
-    for (let i = 0; i < dirty.length; i++) {
+    for (let i = 0; i < this.dirtyCount; i++) {
       const queue = dirty[i] as QueueState;
+      dirty[i] = undefined;
       queue.deadlineDirty = false;
       // An obliterated queue (or one replaced under the same name) leaves the index.
       const at = this.queues.get(queue.name) === queue ? queueDeadline(queue) : null;
@@ -194,7 +197,7 @@ export class Queues implements StateMachine, Snapshottable {
       this.deadlines.add(fresh);
       queue.deadlineEntry = fresh;
     }
-    dirty.length = 0;
+    this.dirtyCount = 0;
   }
 
   /**
@@ -398,13 +401,9 @@ export class Queues implements StateMachine, Snapshottable {
         const returnvalue =
           request.returnvalue === undefined ? 'null' : toJsonText(request.returnvalue, 'returnvalue');
         this.checkSize(queue, returnvalue);
-        this.commit(records, 'Q.ACK', [
-          queue.name,
-          job.id,
-          job.token,
-          nowMs,
-          ...(returnvalue === 'null' ? [] : [returnvalue]),
-        ]);
+        const args: Array<string | number> = [queue.name, job.id, job.token, nowMs];
+        if (returnvalue !== 'null') args.push(returnvalue);
+        this.commit(records, 'Q.ACK', args);
         return { id: job.id };
       }
       case 'nack':
@@ -560,13 +559,13 @@ export class Queues implements StateMachine, Snapshottable {
     }
     const args: Array<string | number> = [name, 0];
     const results: Array<{ id: string; duplicate: boolean }> = [];
-    const custom = new Set<string>();
+    let custom: Set<string> | null = null; // custom ids of this bulk, made for the first one
     let nextId = queue?.idCounter ?? 0;
     let fresh = 0;
     for (const input of request.jobs) {
       if (!isPlainObject(input))
         throw new AofqError('AOFQ_ERR_JOB_INVALID', { reason: 'a job must be an object' });
-      for (const key of Object.keys(input)) {
+      for (const key in input) {
         if (key !== 'name' && key !== 'data' && key !== 'opts') {
           throw new AofqError('AOFQ_ERR_JOB_INVALID', { reason: `unknown job field '${key.slice(0, 64)}'` });
         }
@@ -578,13 +577,14 @@ export class Queues implements StateMachine, Snapshottable {
       if (size > config.maxDataBytes) {
         throw new AofqError('AOFQ_ERR_JOB_DATA_TOO_LARGE', { size, limit: config.maxDataBytes });
       }
-      if (opts.jobId !== undefined && (queue?.jobs.has(opts.jobId) || custom.has(opts.jobId))) {
+      if (opts.jobId !== undefined && (queue?.jobs.has(opts.jobId) || custom?.has(opts.jobId))) {
         results.push({ id: opts.jobId, duplicate: true });
         continue;
       }
       let id: string;
       if (opts.jobId !== undefined) {
         id = opts.jobId;
+        custom ??= new Set();
         custom.add(id);
       } else {
         nextId++;
@@ -633,14 +633,9 @@ export class Queues implements StateMachine, Snapshottable {
     const granted = Math.min(wanted, allowed);
     const rateLimitedUntil = granted < wanted ? reopensAt : null;
     if (granted === 0) return { jobs: [], rateLimitedUntil, paused: false };
-    const jobs = this.commit(records, 'Q.LEASE', [
-      name,
-      nowMs,
-      nowMs + leaseMs,
-      queue.tokenCounter + 1,
-      granted,
-      ...(consumer === '' ? [] : [consumer]),
-    ]) as LeasedJob[];
+    const args: Array<string | number> = [name, nowMs, nowMs + leaseMs, queue.tokenCounter + 1, granted];
+    if (consumer !== '') args.push(consumer);
+    const jobs = this.commit(records, 'Q.LEASE', args) as LeasedJob[];
     return { jobs, rateLimitedUntil, paused: false };
   }
 
@@ -810,6 +805,9 @@ export class Queues implements StateMachine, Snapshottable {
         decision.deadLetterId,
       ]);
     }
+    // Most calls (every lease) find nothing due: look at the first delayed job before iterating.
+    const firstDelayed = queue.first(StateCode.Delayed);
+    if (firstDelayed === undefined || firstDelayed.sortKey > nowMs) return;
     for (let round = 0; round < LIMITS.jobsPerAdminCall / LIMITS.jobsPerBulk; round++) {
       let due = 0;
       for (const key of queue.set(StateCode.Delayed).keys()) {
@@ -955,7 +953,8 @@ export class Queues implements StateMachine, Snapshottable {
     if (count === 0) throw reader.fail('no jobs');
     const existing = this.queues.get(name);
     let idCounter = existing?.idCounter ?? 0;
-    const seen = new Set<string>();
+    // Duplicates within the record: a Set only for a bulk (one job cannot repeat itself).
+    const seen = count > 1 ? new Set<string>() : null;
     const jobs: Job[] = [];
     for (let i = 0; i < count; i++) {
       const id = reader.string('id', LIMITS.jobIdMaxBytes);
@@ -971,8 +970,8 @@ export class Queues implements StateMachine, Snapshottable {
           throw reader.fail(`bad job id '${id.slice(0, 64)}'`);
         idCounter = Number(id);
       }
-      if (seen.has(id) || existing?.jobs.has(id)) throw reader.fail(`job '${id.slice(0, 64)}' exists`);
-      seen.add(id);
+      if (seen?.has(id) || existing?.jobs.has(id)) throw reader.fail(`job '${id.slice(0, 64)}' exists`);
+      seen?.add(id);
       const opts = this.readOptions(reader, optsText);
       if (!this.trusted) checkJsonText(reader, data, 'data');
       jobs.push(new Job(id, this.names.get(jobName), opts, data, timestamp));

@@ -197,55 +197,113 @@ function decimalDigits(n: number): number {
   return n < 1e9 ? digits32(n) : 9 + digits32(Math.floor(n / 1e9));
 }
 
+/** "00" to "99" as ASCII: digits are written two at a time. */
+const DIGIT_PAIRS = Buffer.from(
+  Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0')).join(''),
+  'latin1',
+);
+
+/** Writes the int32 `x` (>= 0) as ASCII digits ending just before `end`. */
+function writeDigitsBackward(buf: Buffer, end: number, x: number): void {
+  let i = end;
+  while (x >= 100) {
+    const q = (x / 100) | 0;
+    const r = (x - q * 100) << 1;
+    buf[--i] = DIGIT_PAIRS[r + 1] as number;
+    buf[--i] = DIGIT_PAIRS[r] as number;
+    x = q;
+  }
+  if (x >= 10) {
+    buf[--i] = DIGIT_PAIRS[(x << 1) + 1] as number;
+    buf[--i] = DIGIT_PAIRS[x << 1] as number;
+  } else buf[--i] = 48 + x;
+}
+
 /**
  * Write the non-negative safe integer `n` as ASCII digits at `pos`; returns the position after
- * them. Above 10^9 it splits into two parts that fit int32 arithmetic, which is twice as fast
- * as dividing a double by ten thirteen times.
+ * them. Above 10^9 it splits into two parts that fit int32 arithmetic (a double divided by ten
+ * thirteen times is twice as slow), and it writes two digits per division.
  */
 function writeDecimal(buf: Buffer, pos: number, n: number): number {
-  let i: number;
-  let x: number;
-  let end: number;
   if (n < 1e9) {
-    end = pos + digits32(n);
-    i = end;
-    x = n | 0;
-  } else {
-    const hi = Math.floor(n / 1e9);
-    let lo = (n - hi * 1e9) | 0;
-    end = pos + 9 + digits32(hi);
-    i = end;
-    for (let k = 0; k < 9; k++) {
-      const q = (lo / 10) | 0;
-      buf[--i] = 48 + lo - q * 10;
-      lo = q;
-    }
-    x = hi | 0;
+    const end = pos + digits32(n);
+    writeDigitsBackward(buf, end, n | 0);
+    return end;
   }
-  do {
-    const q = (x / 10) | 0;
-    buf[--i] = 48 + x - q * 10;
+  const hi = Math.floor(n / 1e9);
+  const lo = (n - hi * 1e9) | 0;
+  const end = pos + 9 + digits32(hi);
+  // The low nine digits, zero-padded: four pairs and one digit.
+  let x = lo;
+  let i = end;
+  for (let k = 0; k < 4; k++) {
+    const q = (x / 100) | 0;
+    const r = (x - q * 100) << 1;
+    buf[--i] = DIGIT_PAIRS[r + 1] as number;
+    buf[--i] = DIGIT_PAIRS[r] as number;
     x = q;
-  } while (x > 0);
+  }
+  buf[--i] = 48 + x;
+  writeDigitsBackward(buf, i, hi | 0);
   return end;
 }
 
-/** Arguments up to this length are checked and copied byte by byte in JS. */
-const SHORT_ARG_CHARS = 32;
+/** Strings up to this length are copied by a JS loop that also checks that they are ASCII. */
+const SHORT_ARG_CHARS = 64;
 
-/** A record's number argument is its decimal text: digits for a non-negative safe integer, else String(n). */
-function numberLength(n: number): number {
-  return Number.isSafeInteger(n) && n >= 0 ? decimalDigits(n) : String(n).length;
+/** The most bytes one argument can take beyond its content: `$`, 16 length digits, two CRLFs. */
+const ARG_OVERHEAD_BYTES = 21;
+
+/** The most bytes a number argument can take: a safe integer's 16 digits, or String(n) of any double. */
+const NUMBER_MAX_BYTES = 24;
+
+/** `$<len>\r\n`; returns the position after it. */
+function writeArgHeader(buf: Buffer, p: number, len: number): number {
+  buf[p++] = 0x24; // '$'
+  p = writeDecimal(buf, p, len);
+  buf[p++] = CR;
+  buf[p++] = LF;
+  return p;
 }
 
-function writeNumber(buf: Buffer, pos: number, n: number): number {
-  if (Number.isSafeInteger(n) && n >= 0) return writeDecimal(buf, pos, n);
-  return pos + buf.write(String(n), pos, 'latin1');
+/** A number argument is its decimal text: digits for a non-negative safe integer, else String(n). */
+function writeNumberArg(buf: Buffer, p: number, n: number): number {
+  if (Number.isSafeInteger(n) && n >= 0) {
+    p = writeArgHeader(buf, p, decimalDigits(n));
+    return writeDecimal(buf, p, n);
+  }
+  const text = String(n); // ASCII: digits, '-', '.', 'e', '+', "NaN", "Infinity"
+  p = writeArgHeader(buf, p, text.length);
+  return p + buf.write(text, p, 'latin1');
 }
 
-function isAscii(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
-  return true;
+/** A string argument as UTF-8; returns the position after its content (before the final CRLF). */
+function writeStringArg(buf: Buffer, p: number, text: string): number {
+  const n = text.length;
+  if (n <= SHORT_ARG_CHARS) {
+    // Optimistically ASCII (its byte length is then n): copy and check in one loop.
+    const body = writeArgHeader(buf, p, n);
+    let j = 0;
+    for (; j < n; j++) {
+      const c = text.charCodeAt(j);
+      if (c > 0x7f) break;
+      buf[body + j] = c;
+    }
+    if (j === n) return body + n;
+  } else {
+    // The byte length is in [n, 3n]: when both ends have as many digits, the header's width is
+    // known before the text is encoded, and the encoder's count of bytes fills it in after.
+    const digits = decimalDigits(n);
+    if (digits === decimalDigits(3 * n)) {
+      const body = p + 3 + digits;
+      const len = buf.write(text, body, 'utf8');
+      writeArgHeader(buf, p, len);
+      return body + len;
+    }
+  }
+  const len = Buffer.byteLength(text, 'utf8');
+  const body = writeArgHeader(buf, p, len);
+  return body + buf.write(text, body, len, 'utf8');
 }
 
 function errnoError(code: string, message: string): NodeJS.ErrnoException {
@@ -289,7 +347,6 @@ export class AofWriter {
   private openCount = 0;
   private openWritten: Deferred | null = null;
   private openFsynced: Deferred | null = null;
-  private readonly argLengths: number[] = [];
 
   // --- batches -------------------------------------------------------------------
   /** Sealed, waiting for the pump. */
@@ -407,55 +464,45 @@ export class AofWriter {
     };
   }
 
-  /** Encode one record into the open batch; returns its LSN. Synchronous. */
+  /**
+   * Encode one record into the open batch; returns its LSN. Synchronous. One pass over the
+   * arguments: room is reserved for their largest possible encoding (a string takes at most
+   * three bytes a UTF-16 unit), and each argument is written with its exact length.
+   */
   append(argv: readonly Arg[]): number {
     if (this.state !== 'open' || this.failure !== null) this.refuse();
     const argc = argv.length;
     assert(argc >= 1, 'a record has at least one argument');
-    const lengths = this.argLengths;
-    let size = 3 + decimalDigits(argc);
+    let bound = 3 + ARG_OVERHEAD_BYTES;
     for (let i = 0; i < argc; i++) {
       const arg = argv[i] as Arg;
-      // A string's UTF-8 length equals its length exactly when it is all ASCII;
-      // short ones are checked here in JS, long ones by Buffer.byteLength.
-      const len =
-        typeof arg === 'number'
-          ? numberLength(arg)
-          : typeof arg !== 'string'
-            ? arg.length
-            : arg.length <= SHORT_ARG_CHARS && isAscii(arg)
-              ? arg.length
-              : Buffer.byteLength(arg);
-      lengths[i] = len;
-      size += 5 + decimalDigits(len) + len;
+      bound +=
+        ARG_OVERHEAD_BYTES +
+        (typeof arg === 'number' ? NUMBER_MAX_BYTES : typeof arg === 'string' ? 3 * arg.length : arg.length);
     }
-    this.reserve(size);
+    this.reserve(bound);
     const buf = this.chunk;
-    let p = this.offset;
+    const start = this.offset;
+    let p = start;
     buf[p++] = 0x2a; // '*'
     p = writeDecimal(buf, p, argc);
     buf[p++] = CR;
     buf[p++] = LF;
     for (let i = 0; i < argc; i++) {
       const arg = argv[i] as Arg;
-      const len = lengths[i] as number;
-      buf[p++] = 0x24; // '$'
-      p = writeDecimal(buf, p, len);
-      buf[p++] = CR;
-      buf[p++] = LF;
-      if (typeof arg === 'number') p = writeNumber(buf, p, arg);
-      else if (len <= SHORT_ARG_CHARS && (typeof arg !== 'string' || len === arg.length)) {
-        // Short ASCII text or bytes: a JS loop beats a call into C++ for a few bytes.
-        if (typeof arg === 'string') for (let j = 0; j < len; j++) buf[p++] = arg.charCodeAt(j);
-        else for (let j = 0; j < len; j++) buf[p++] = arg[j] as number;
-      } else if (typeof arg !== 'string') p += arg.copy(buf, p);
-      else if (len === arg.length)
-        p += buf.write(arg, p, len, 'latin1'); // ASCII: one byte a char
-      else p += buf.write(arg, p, len, 'utf8');
+      if (typeof arg === 'string') p = writeStringArg(buf, p, arg);
+      else if (typeof arg === 'number') p = writeNumberArg(buf, p, arg);
+      else {
+        const len = arg.length;
+        p = writeArgHeader(buf, p, len);
+        if (len <= 32) for (let j = 0; j < len; j++) buf[p + j] = arg[j] as number;
+        else arg.copy(buf, p);
+        p += len;
+      }
       buf[p++] = CR;
       buf[p++] = LF;
     }
-    assert(p === this.offset + size, 'record encoding length');
+    assert(p <= start + bound, 'record encoding fits its bound');
     this.offset = p;
     return this.added();
   }

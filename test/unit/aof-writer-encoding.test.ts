@@ -72,9 +72,16 @@ const argArb = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 20 }),
   fc.constantFrom('', '\r\n', '*1\r\n$0\r\n\r\n', '#aofq b lsn=1'),
   fc.integer({ min: 200, max: 3000 }).map((n) => Buffer.alloc(n, 0x78)),
-  // Around the writer's short-argument cut (32): ASCII and not, one-byte and not.
+  // Around the writer's short-argument cut (64): ASCII and not, one-byte and not.
   fc.string({ unit: 'grapheme', minLength: 28, maxLength: 300 }),
   fc.string({ unit: 'grapheme-ascii', minLength: 28, maxLength: 300 }),
+  fc.string({ unit: 'grapheme-ascii', minLength: 60, maxLength: 70 }),
+  // Where n and 3n have different digit counts (34..99, 334..999) the long path measures the
+  // byte length first; elsewhere it writes the text and then its length. Any code unit, lone
+  // surrogates included (UTF-8 replaces them with U+FFFD, as Buffer.from does).
+  fc.string({ unit: 'binary', minLength: 30, maxLength: 40 }),
+  fc.string({ unit: 'binary', minLength: 95, maxLength: 110 }),
+  fc.string({ unit: 'binary', minLength: 330, maxLength: 340 }),
   fc.string({
     unit: fc.integer({ min: 0x80, max: 0xff }).map((c) => String.fromCharCode(c)),
     minLength: 1,

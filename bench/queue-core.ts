@@ -4,10 +4,14 @@
  * (records built and applied, not written); and the same cycles in-process
  * through the node layer with the real AOF on disk, under appendfsync
  * everysec (default durability) and for a queue with durability fsync,
- * with 50 concurrent producer/consumer loops.
+ * with 50 concurrent producer/consumer loops, and the same beside 10,000 idle
+ * queues that each hold a delayed job (the leader's deadline bookkeeping must
+ * not scan them). The node runs are repeated (BENCH_ROUNDS, default 3) and
+ * reported as median and range: this 2-vCPU machine varies by ±25 % between
+ * runs. Results go to bench/results/queue-core-<time>.json.
  * Run: node --expose-gc --import tsx bench/queue-core.ts [jobs] [cycles]
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_AOF_CONFIG } from '../src/aof/config.js';
@@ -50,12 +54,15 @@ function measureMemory(): void {
   const heapPerJob = (after.heap - before.heap - payload) / JOBS;
   const rssPerJob = (after.rss - before.rss - payload) / JOBS;
   const counts = queues.execute({ op: 'getJobCounts', queue: 'bench' }, { nowMs }).result;
+  results.memory = { jobs: JOBS, heapBytesPerJob: heapPerJob, rssBytesPerJob: rssPerJob };
   console.log(
     `memory: ${JOBS} waiting jobs (${counts.waiting} counted), payload ${PAYLOAD_BYTES} B each: ` +
       `heap ${(heapPerJob).toFixed(1)} B/job beyond payload, rss ${rssPerJob.toFixed(1)} B/job beyond payload ` +
       `(heap +${((after.heap - before.heap) / 2 ** 20).toFixed(1)} MiB, rss +${((after.rss - before.rss) / 2 ** 20).toFixed(1)} MiB)`,
   );
 }
+
+const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 function measureThroughput(): void {
   const queues = new Queues();
@@ -78,13 +85,26 @@ function measureThroughput(): void {
   console.log(
     `throughput: ${CYCLES} add->lease->ack cycles in ${seconds.toFixed(2)} s = ${Math.round(CYCLES / seconds)} cycles/s`,
   );
+  results.inMemoryCyclesPerSec = Math.round(CYCLES / seconds);
 }
 
-/** add -> lease -> ack through the node and the AOF, `loops` at a time, for `seconds`. */
-async function measureNode(durability: 'default' | 'fsync', loops: number, seconds: number): Promise<number> {
+/** add -> lease -> ack through the node and the AOF, `loops` at a time, for `seconds`, beside `idleQueues` queues. */
+async function measureNode(
+  durability: 'default' | 'fsync',
+  loops: number,
+  seconds: number,
+  idleQueues = 0,
+): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'aofq-bench-q-'));
   const node = await AofqNode.open({ ...DEFAULT_AOF_CONFIG, dir, appendfsync: 'everysec' });
   try {
+    for (let i = 0; i < idleQueues; i++) {
+      await node.queue({
+        op: 'add',
+        queue: `idle-${i}`,
+        jobs: [{ name: 'later', opts: { delay: 3_600_000 } }],
+      });
+    }
     await node.queue({
       op: 'setConfig',
       queue: 'cycle',
@@ -107,7 +127,8 @@ async function measureNode(durability: 'default' | 'fsync', loops: number, secon
     await Promise.all(Array.from({ length: loops }, loop));
     const rate = done / ((performance.now() - start) / 1000);
     console.log(
-      `node + AOF (appendfsync everysec, queue durability ${durability}, ${loops} loops): ` +
+      `node + AOF (appendfsync everysec, queue durability ${durability}, ${loops} loops` +
+        `${idleQueues > 0 ? `, ${idleQueues} idle queues` : ''}): ` +
         `${done} cycles = ${Math.round(rate)} cycles/s`,
     );
     return rate;
@@ -123,9 +144,43 @@ if (!mode || mode === 'memory') {
   measureMemory();
 }
 if (!mode || mode === 'node') {
-  // 50 loops as in the HTTP benchmarks; 1000 loops shows the CPU-bound rate.
-  for (const loops of [50, 1000]) {
-    await measureNode('default', loops, 3);
-    await measureNode('fsync', loops, 3);
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const summary = (rates: number[]) => {
+    const sorted = [...rates].sort((a, b) => a - b);
+    return {
+      median: Math.round(sorted[sorted.length >> 1] ?? 0),
+      min: Math.round(sorted[0] ?? 0),
+      max: Math.round(sorted[sorted.length - 1] ?? 0),
+    };
+  };
+  const cases: Array<[string, 'default' | 'fsync', number, number]> = [
+    ['everysec50', 'default', 50, 0],
+    ['fsync50', 'fsync', 50, 0],
+    // 1000 loops shows the CPU-bound rate.
+    ['everysec1000', 'default', 1000, 0],
+    ['fsync1000', 'fsync', 1000, 0],
+    ['everysec50IdleQueues10000', 'default', 50, 10_000],
+  ];
+  const rates = new Map<string, number[]>(cases.map(([name]) => [name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, durability, loops, idle] of cases) {
+      rates.get(name)?.push(await measureNode(durability, loops, 3, idle));
+    }
+  }
+  const node: Record<string, unknown> = {};
+  for (const [name, list] of rates) node[name] = { ...summary(list), runs: list.map(Math.round) };
+  results.nodeCyclesPerSec = node;
+  console.log('\nmedian (min-max) cycles/s over', rounds, 'rounds:');
+  for (const [name, list] of rates) {
+    const { median, min, max } = summary(list);
+    console.log(`  ${name.padEnd(28)} ${median} (${min}-${max})`);
   }
 }
+const out = join(
+  import.meta.dirname,
+  'results',
+  `queue-core-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+);
+await mkdir(join(import.meta.dirname, 'results'), { recursive: true });
+await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
+console.log(`wrote ${out}`);

@@ -48,8 +48,16 @@ interface ChildRun {
   rewritesDone: number;
 }
 
-/** Run the child until SIGKILL `killAfterMs` after "ready". */
-function runChild(dir: string, runId: number, preamble: boolean, killAfterMs: number): Promise<ChildRun> {
+/**
+ * Run the child until SIGKILL: `kill.afterMs` after "ready", or, with `kill.afterRewrite`, the
+ * moment it reports its first completed rewrite (at the latest after 30 s).
+ */
+function runChild(
+  dir: string,
+  runId: number,
+  preamble: boolean,
+  kill: { afterMs: number } | { afterRewrite: true },
+): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const proc = spawn(
       process.execPath,
@@ -74,11 +82,15 @@ function runChild(dir: string, runId: number, preamble: boolean, killAfterMs: nu
       while (nl !== -1) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
-        if (line === 'ready') setTimeout(() => proc.kill('SIGKILL'), killAfterMs);
-        else if (line === 'rewrite start') running = true;
+        if (line === 'ready') {
+          if ('afterMs' in kill) setTimeout(() => proc.kill('SIGKILL'), kill.afterMs);
+        } else if (line === 'rewrite start') running = true;
         else if (line.startsWith('rewrite ')) {
           running = false;
-          if (line === 'rewrite done') rewritesDone++;
+          if (line === 'rewrite done') {
+            rewritesDone++;
+            if ('afterRewrite' in kill) proc.kill('SIGKILL');
+          }
         } else {
           const [w, i] = line.split(' ').map(Number) as [number, number];
           durable.set(w, i);
@@ -118,10 +130,11 @@ describe('SIGKILL during AOF rewrites', () => {
     let rewritesDone = 0;
     for (let run = 1; run <= RUNS; run++) {
       const preamble = run % 2 === 0;
-      // Every fifth child lives long enough for a rewrite to finish even on a loaded machine
-      // (the helper's first job compiles its modules under tsx, which can take a second), so both paths are exercised.
-      const killAfterMs = run % 5 === 0 ? 4000 : 100 + Math.floor(random() * 1100);
-      const result = await runChild(root, run, preamble, killAfterMs);
+      // Every fifth child lives until a rewrite has finished (on a loaded machine that can take
+      // seconds: the helper's first job compiles its modules under tsx), so both paths are exercised.
+      const killAfterMs = 100 + Math.floor(random() * 1100);
+      const kill = run % 5 === 0 ? { afterRewrite: true as const } : { afterMs: killAfterMs };
+      const result = await runChild(root, run, preamble, kill);
       const durable = result.durable;
       if (result.killedInRewrite) killedInRewrite++;
       rewritesDone += result.rewritesDone;

@@ -1,7 +1,7 @@
 /**
  * The rewrite helper process (src/node/rewrite-child.ts), for real: it is
- * started when the node opens, every thread of it runs at nice 19, one helper
- * serves rewrite after rewrite, the event loop stays free while it rewrites
+ * started when the node opens, every thread of it runs at nice 10
+ * (CHILD_NICE), one helper serves rewrite after rewrite, the event loop stays free while it rewrites
  * 200,000 keys, a helper killed between rewrites or during
  * one is replaced (the rewrite in flight fails with a coded error and leaves
  * no temp file), closing the node ends it, and a helper whose server is
@@ -17,7 +17,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type AofConfig, DEFAULT_AOF_CONFIG } from '../../src/aof/config.js';
 import { TEMP_REWRITE_PREFIX } from '../../src/aof/rewrite.js';
 import { AofqNode } from '../../src/node/node.js';
-import type { RewriteHelper } from '../../src/node/rewrite-child.js';
+import { CHILD_NICE, type RewriteHelper } from '../../src/node/rewrite-child.js';
 import type { Logger } from '../../src/util/logger.js';
 
 const dirs: string[] = [];
@@ -87,7 +87,7 @@ function threadNiceValues(pid: number): number[] {
 
 describe('the rewrite helper process', () => {
   it.runIf(process.platform === 'linux' && existsSync('/usr/bin/nice'))(
-    'is started by open, all of its threads run at nice 19, and glibc returns its freed chunks',
+    'is started by open, all of its threads run at CHILD_NICE, and glibc returns its freed chunks',
     async () => {
       const node = await openNode(await tempConfig());
       const pid = await helperOf(node).ready();
@@ -96,9 +96,9 @@ describe('the rewrite helper process', () => {
       const nice = threadNiceValues(pid);
       // Node starts its V8 platform and libuv threads before any JavaScript runs.
       expect(nice.length).toBeGreaterThan(1);
-      expect(new Set(nice)).toEqual(new Set([19]));
+      expect(new Set(nice)).toEqual(new Set([CHILD_NICE]));
       // The server's own threads keep their priority.
-      expect(new Set(threadNiceValues(process.pid)).has(19)).toBe(false);
+      expect(new Set(threadNiceValues(process.pid)).has(CHILD_NICE)).toBe(false);
       // glibc maps its arena chunks one by one, so a finished rewrite's memory goes back to the system
       // (bench figure, 1M keys: 65-73 MiB idle after a rewrite, against 213-247 MiB without).
       const environ = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');

@@ -37,9 +37,9 @@ import type { Logger } from '../util/logger.js';
 const CHILD_ENV = 'AOFQ_REWRITE_CHILD';
 const JOB_TAG = 'aofq-rewrite-job';
 /**
- * The helper's nice value. Under 50 in-process writers, a rewrite of 300k keys took 2.4-2.7 s at
- * nice 19, 3.0-3.1 s at 10 and 2.2-2.3 s at 0; the event loop's p99 delay was 5.5-6.2, 5.7-6.9
- * and 9.4-11.8 ms, and the writes ran at 158-188k, 154-162k and 90-112k/s. Beside two CPU-bound
+ * The helper's nice value. Under 50 in-process writers, a rewrite of 300k keys took 2.3-3.1 s at
+ * nice 19, 2.7-3.1 s at 10 and 2.2-2.3 s at 0; the event loop's p99 delay was 5.5-6.2, 5.4-6.9
+ * and 9.4-11.8 ms, and the writes ran at 158-196k, 148-176k and 90-112k/s. Beside two CPU-bound
  * nice-0 processes, 200k keys took 60 s at 19 (it ended only when they did), 9 s at 10 and 2 s
  * at 0. Nice 10 keeps 19's latency and throughput without being starved on a busy machine.
  */

@@ -161,9 +161,9 @@ export class Queues implements StateMachine, Snapshottable {
   /**
    * The earliest time a timer is due over all queues (a lease expiry, a
    * delayed job's due time, or the reopening of a full rate-limit window that
-   * no tick has reported yet), or null. The index holds one entry per queue with a deadline;
-   * only the queues changed since the last call are looked at again, so a
-   * write costs O(log queues), not a scan of every queue.
+   * no tick has reported yet), or null. The index holds one entry per queue
+   * with a deadline; only the queues changed since the last call are looked
+   * at again, so a write costs O(log queues), not a scan of every queue.
    */
   nextDeadline(): number | null {
     this.refreshDeadlines();

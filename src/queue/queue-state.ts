@@ -8,6 +8,7 @@
 import { assert } from '../util/assert.js';
 import { type Job, StateCode } from './job.js';
 import { JobSet } from './job-set.js';
+import { JobTable } from './job-table.js';
 import type { QueueConfig } from './types.js';
 
 export class QueueState {
@@ -22,7 +23,7 @@ export class QueueState {
   /** Rate limiter: start of the current fixed window (-1: none yet) and leases granted in it. */
   windowStart = -1;
   windowCount = 0;
-  readonly jobs = new Map<string, Job>();
+  readonly jobs = new JobTable();
   readonly sets: readonly JobSet[];
   /** Queues' deadline index: this queue's entry in it (null when it has no deadline), and whether to recompute it. */
   deadlineEntry: DeadlineEntry | null = null;

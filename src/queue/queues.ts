@@ -51,6 +51,7 @@ import {
   checkToken,
   isPlainObject,
   leaseInvalid,
+  overBytes,
   QUEUE_CONFIG_DEFAULTS,
   requestInvalid,
   toJsonText,
@@ -601,8 +602,8 @@ export class Queues implements StateMachine, Snapshottable {
   }
 
   private checkSize(queue: QueueState, text: string): void {
-    const size = Buffer.byteLength(text);
-    if (size > queue.config.maxDataBytes) {
+    if (overBytes(text, queue.config.maxDataBytes)) {
+      const size = Buffer.byteLength(text);
       throw new AofqError('AOFQ_ERR_JOB_DATA_TOO_LARGE', { size, limit: queue.config.maxDataBytes });
     }
   }
@@ -636,8 +637,8 @@ export class Queues implements StateMachine, Snapshottable {
       const jobName = checkJobName(input.name);
       const opts = checkJobsOptions(input.opts);
       const data = input.data === undefined ? '{}' : toJsonText(input.data, 'data');
-      const size = Buffer.byteLength(data);
-      if (size > config.maxDataBytes) {
+      if (overBytes(data, config.maxDataBytes)) {
+        const size = Buffer.byteLength(data);
         throw new AofqError('AOFQ_ERR_JOB_DATA_TOO_LARGE', { size, limit: config.maxDataBytes });
       }
       if (opts.jobId !== undefined && (queue?.jobs.has(opts.jobId) || custom?.has(opts.jobId))) {
@@ -680,8 +681,7 @@ export class Queues implements StateMachine, Snapshottable {
     const consumer = request.consumer ?? '';
     if (
       typeof consumer !== 'string' ||
-      LONE_SURROGATE.test(consumer) ||
-      Buffer.byteLength(consumer) > CONSUMER_MAX_BYTES
+      (consumer !== '' && (LONE_SURROGATE.test(consumer) || overBytes(consumer, CONSUMER_MAX_BYTES)))
     ) {
       throw leaseInvalid(`consumer must be a string of at most ${CONSUMER_MAX_BYTES} bytes`);
     }
@@ -1560,14 +1560,9 @@ function checkText(value: unknown, what: string, optional: boolean): string {
   if (value === undefined && optional) return '';
   if (typeof value !== 'string' || LONE_SURROGATE.test(value))
     throw requestInvalid(`${what} must be a well-formed string`);
-  if (Buffer.byteLength(value) > TEXT_MAX_BYTES)
+  if (overBytes(value, TEXT_MAX_BYTES))
     throw requestInvalid(`${what} is longer than ${TEXT_MAX_BYTES} bytes`);
   return value;
-}
-
-/** Is `text` longer than `max` bytes in UTF-8? (A UTF-16 unit is 1 to 3 bytes: most texts need no count.) */
-function overBytes(text: string, max: number): boolean {
-  return text.length > max || (text.length * 3 > max && Buffer.byteLength(text) > max);
 }
 
 function checkJsonText(reader: RecordReader, text: string, what: string): unknown {

@@ -21,6 +21,11 @@ import type {
 const QUEUE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const ALL_DIGITS = /^[0-9]+$/;
 
+/** Is `text` longer than `max` bytes in UTF-8? (A UTF-16 unit is 1 to 3 bytes: most texts need no count.) */
+export function overBytes(text: string, max: number): boolean {
+  return text.length > max || (text.length * 3 > max && Buffer.byteLength(text) > max);
+}
+
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -39,7 +44,7 @@ function jobInvalid(reason: string): AofqError {
 export function checkJobName(name: unknown): string {
   if (typeof name !== 'string' || LONE_SURROGATE.test(name))
     throw jobInvalid('name must be a well-formed string');
-  if (Buffer.byteLength(name) > LIMITS.jobNameMaxBytes) {
+  if (overBytes(name, LIMITS.jobNameMaxBytes)) {
     throw jobInvalid(`name is longer than ${LIMITS.jobNameMaxBytes} bytes`);
   }
   return name;
@@ -50,7 +55,7 @@ export function checkJobId(id: unknown): string {
   if (typeof id !== 'string' || id.length === 0 || LONE_SURROGATE.test(id)) {
     throw jobInvalid('id must be a non-empty, well-formed string');
   }
-  if (Buffer.byteLength(id) > LIMITS.jobIdMaxBytes) {
+  if (overBytes(id, LIMITS.jobIdMaxBytes)) {
     throw jobInvalid(`id is longer than ${LIMITS.jobIdMaxBytes} bytes`);
   }
   return id;

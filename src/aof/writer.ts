@@ -290,20 +290,17 @@ function writeStringArg(buf: Buffer, p: number, text: string): number {
       buf[body + j] = c;
     }
     if (j === n) return body + n;
-  } else {
-    // The byte length is in [n, 3n]: when both ends have as many digits, the header's width is
-    // known before the text is encoded, and the encoder's count of bytes fills it in after.
-    const digits = decimalDigits(n);
-    if (digits === decimalDigits(3 * n)) {
-      const body = p + 3 + digits;
-      const len = buf.write(text, body, 'utf8');
-      writeArgHeader(buf, p, len);
-      return body + len;
-    }
   }
-  const len = Buffer.byteLength(text, 'utf8');
-  const body = writeArgHeader(buf, p, len);
-  return body + buf.write(text, body, len, 'utf8');
+  // One native write, before the header: the byte length is in [n, 3n], most likely with as many
+  // digits as n. The content goes where a header of that width leaves it; in the rare case that
+  // the count has one digit more, the content moves up one byte. The caller reserved 3n bytes
+  // plus the header's most (ARG_OVERHEAD_BYTES).
+  const guess = decimalDigits(n);
+  const body = p + 3 + guess;
+  const len = buf.write(text, body, 3 * n, 'utf8');
+  const digits = decimalDigits(len);
+  if (digits !== guess) buf.copyWithin(body + digits - guess, body, body + len);
+  return writeArgHeader(buf, p, len) + len;
 }
 
 function errnoError(code: string, message: string): NodeJS.ErrnoException {

@@ -76,9 +76,10 @@ const argArb = fc.oneof(
   fc.string({ unit: 'grapheme', minLength: 28, maxLength: 300 }),
   fc.string({ unit: 'grapheme-ascii', minLength: 28, maxLength: 300 }),
   fc.string({ unit: 'grapheme-ascii', minLength: 60, maxLength: 70 }),
-  // Where n and 3n have different digit counts (34..99, 334..999) the long path measures the
-  // byte length first; elsewhere it writes the text and then its length. Any code unit, lone
-  // surrogates included (UTF-8 replaces them with U+FFFD, as Buffer.from does).
+  // The native path writes the text where a length of n's digit count leaves it and moves it up
+  // a byte when the UTF-8 count has one digit more: n in 4..9, 34..99, 334..999 with multi-byte
+  // units. Any code unit, lone surrogates included (UTF-8 replaces them with U+FFFD, as
+  // Buffer.from does).
   fc.string({ unit: 'binary', minLength: 30, maxLength: 40 }),
   fc.string({ unit: 'binary', minLength: 95, maxLength: 110 }),
   fc.string({ unit: 'binary', minLength: 330, maxLength: 340 }),

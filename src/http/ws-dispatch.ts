@@ -18,6 +18,7 @@
 import type { AofqNode } from '../node/node.js';
 import type { LeasedJob, QueueEvent } from '../queue/types.js';
 import { assert } from '../util/assert.js';
+import { ChurnMap } from '../util/churn-map.js';
 import { LIMITS } from '../util/limits.js';
 import type { Logger } from '../util/logger.js';
 
@@ -32,7 +33,7 @@ export interface DispatchTarget {
   /** Several leases of one round at once (subscriptions made with `batch`). */
   pushMany(queue: string, leased: readonly LeasedJob[]): void;
   /** Leases this connection holds: queue → job id → token. */
-  readonly holds: Map<string, Map<string, number>>;
+  readonly holds: Map<string, ChurnMap<string, number>>;
 }
 
 export class Subscription {
@@ -81,7 +82,7 @@ export class QueueDispatcher {
   private readonly subscribers: Subscription[] = [];
   /** Index in `subscribers` of the one served first in the next round. */
   private cursor = 0;
-  private readonly holders = new Map<string, { target: DispatchTarget; token: number }>();
+  private readonly holders = new ChurnMap<string, { target: DispatchTarget; token: number }>();
   private running = false;
   private again = false;
   private scheduled = false;
@@ -292,7 +293,7 @@ export class QueueDispatcher {
     }
     let held = target.holds.get(this.queue);
     if (held === undefined) {
-      held = new Map();
+      held = new ChurnMap();
       target.holds.set(this.queue, held);
     }
     held.set(leased.job.id, leased.token);

@@ -13,6 +13,7 @@ import { AofqError, isAofqError } from '../errors/index.js';
 import type { AofqNode } from '../node/node.js';
 import type { LeasedJob, QueueEvent, QueueRequest } from '../queue/types.js';
 import { assert } from '../util/assert.js';
+import type { ChurnMap } from '../util/churn-map.js';
 import { LIMITS } from '../util/limits.js';
 import { type Logger, silentLogger } from '../util/logger.js';
 import { allows, type Role } from './auth.js';
@@ -138,7 +139,7 @@ const HUBS = new Set<WsHub>();
 class Connection implements DispatchTarget {
   readonly name: string;
   role: Role | null;
-  readonly holds = new Map<string, Map<string, number>>();
+  readonly holds = new Map<string, ChurnMap<string, number>>();
   readonly subscriptions = new Map<string, Subscription>();
   readonly streams = new Map<string, EventStream>();
   private errors = 0;

@@ -1,28 +1,16 @@
 /**
- * One queue's job table: job id → Job, a Map that is replaced by a copy of
- * itself after every `size + 256` deletes.
- *
- * Why the copy: every add → lease → ack cycle inserts one id and deletes
- * another, so the Map rehashes every few dozen cycles. V8 links each
- * rehashed-away table to its successor (for live iterators). Once a full GC
- * has moved the current table to the old generation, that dead old table
- * keeps its successor alive through every scavenge, which keeps the next one
- * alive, and so on: every job that passed through the table is promoted and
- * dies in the old generation. On the queue cycle that was 400-800 KB promoted
- * per scavenge, from the first full GC on. A Map that is dropped, not
- * rehashed, has no successor, so the copy ends such a chain; copying at most
- * one entry per delete keeps the cost amortized O(1) (docs/ARCHITECTURE.md,
- * "The job table"). A dictionary object has no such chain, but its deletes
- * cost 580 ns more per cycle than the Map's.
+ * One queue's job table: job id → Job. A ChurnMap (util/churn-map.ts): every
+ * add → lease → ack cycle inserts one id and deletes another, and a plain Map
+ * with that churn made every job survive into the old generation once a full
+ * GC had run (docs/ARCHITECTURE.md, "The job table"). A dictionary object has
+ * no such problem either, but its deletes cost 580 ns more per cycle than a
+ * Map's, more than the GC they saved.
  */
+import { ChurnMap } from '../util/churn-map.js';
 import type { Job } from './job.js';
 
-/** Deletes beyond the table's size that trigger the copy. */
-const COPY_SLACK = 256;
-
 export class JobTable {
-  private map = new Map<string, Job>();
-  private deletes = 0;
+  private readonly map = new ChurnMap<string, Job>();
 
   get size(): number {
     return this.map.size;
@@ -45,11 +33,6 @@ export class JobTable {
 
   /** Removes the job with this id; false if there is none. */
   delete(id: string): boolean {
-    if (!this.map.delete(id)) return false;
-    if (++this.deletes >= this.map.size + COPY_SLACK) {
-      this.map = new Map(this.map);
-      this.deletes = 0;
-    }
-    return true;
+    return this.map.delete(id);
   }
 }

@@ -134,3 +134,32 @@ describe('queue cycle garbage', () => {
     expect(queues.execute({ op: 'getJobCounts', queue: 'c' }, { nowMs }).result.active).toBe(50);
   });
 });
+
+describe('waiting job memory', () => {
+  it('stays under 290 B of heap per job beyond its 100-byte payload', () => {
+    // bench/queue-core.ts measures 237 B per job for 1,000,000 jobs. Keeping the data text that
+    // JSON.stringify built from parts, unflattened, made it 333 B.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const queues = new Queues();
+    const filler = 'x'.repeat(88);
+    const heap = (): number => {
+      gc();
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const jobs = 200_000;
+    const before = heap();
+    let nowMs = 1_700_000_000_000;
+    for (let i = 0; i < jobs; i += 1000) {
+      const batch = Array.from({ length: 1000 }, (_, j) => ({
+        name: 'email',
+        data: `${filler}${String(i + j).padStart(10, '0')}`,
+      }));
+      queues.execute({ op: 'add', queue: 'memory', jobs: batch }, { nowMs: nowMs++ });
+    }
+    const perJob = (heap() - before - jobs * 100) / jobs;
+    expect(queues.execute({ op: 'getJobCounts', queue: 'memory' }, { nowMs }).result.waiting).toBe(jobs);
+    expect(perJob).toBeLessThan(290);
+  });
+});

@@ -82,6 +82,9 @@ export class AofqNode {
   private expireTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private live = false;
+  /** See context(): the time read for the current burst, or -1. */
+  private cachedNowMs = -1;
+  private readonly cachesTime: boolean;
   /** The rewrite helper process, when the default snapshotter is used. */
   readonly rewriteHelper: RewriteHelper | null;
 
@@ -92,7 +95,9 @@ export class AofqNode {
     clock: Clock,
     logger: Logger,
     rewriteHelper: RewriteHelper | null,
+    cachesTime: boolean,
   ) {
+    this.cachesTime = cachesTime;
     this.rewriteHelper = rewriteHelper;
     this.store = store;
     this.queues = queues;
@@ -140,16 +145,35 @@ export class AofqNode {
       await helper?.close();
       throw err;
     }
-    node = new AofqNode(store, queues, aof, clock, logger, helper);
+    node = new AofqNode(store, queues, aof, clock, logger, helper, options.clock === undefined);
     node.live = true;
     node.startTimers(options.activeExpireKeys ?? 20);
     logger.info({ lastLsn: aof.lastLsn, keys: store.size }, 'aofq node ready');
     return node;
   }
 
+  /**
+   * The leader's time for a command. With the system clock it is read once per burst of work
+   * and reused until the burst's microtasks have run, as Redis caches its time per event-loop
+   * iteration: a reply's continuation issues the next command in the same burst, so a turn that
+   * answers 50 clients reads the clock once, not 50 times (a read costs 90-150 ns here, 3-4 %
+   * of the queue cycle). The time is at most one burst old, and every command of a burst sees
+   * the same millisecond. An injected clock (tests) is read for every command.
+   */
   private context(): ApplyContext {
-    return { nowMs: this.clock.nowMs() };
+    if (!this.cachesTime) return { nowMs: this.clock.nowMs() };
+    let nowMs = this.cachedNowMs;
+    if (nowMs < 0) {
+      nowMs = this.clock.nowMs();
+      this.cachedNowMs = nowMs;
+      queueMicrotask(this.forgetTime);
+    }
+    return { nowMs };
   }
+
+  private readonly forgetTime = (): void => {
+    this.cachedNowMs = -1;
+  };
 
   /** Writes are refused before they are applied while the AOF cannot write. */
   private checkWritable(): void {

@@ -38,6 +38,25 @@ describe('ChurnMap', () => {
     );
   });
 
+  it('copies small tables only: a copy is one pause that grows with the table', () => {
+    const churn = (size: number): number => {
+      const table = new ChurnMap<number, number>();
+      for (let i = 0; i < size; i++) table.set(i, i);
+      for (let i = size; i < size + 20_000; i++) {
+        table.set(i, i);
+        expect(table.delete(i - size)).toBe(true);
+      }
+      expect(table.size).toBe(size);
+      expect(table.get(size + 19_999)).toBe(size + 19_999);
+      return table.copies;
+    };
+    // 50 live entries: a copy every 306 deletes.
+    expect(churn(50)).toBe(Math.floor(20_000 / 306));
+    expect(churn(4096)).toBe(Math.floor(20_000 / (4096 + 256)));
+    expect(churn(4097)).toBe(0);
+    expect(churn(10_000)).toBe(0);
+  });
+
   it('lets churned values die young after a full GC, where a Map promotes them all', () => {
     v8.setFlagsFromString('--expose-gc');
     const gc = vm.runInNewContext('gc') as () => void;

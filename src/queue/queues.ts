@@ -1030,11 +1030,11 @@ export class Queues implements StateMachine, Snapshottable {
       const timestamp = reader.uint('timestamp');
       // Server-assigned ids are integers and custom ids never are (validate.ts), so the id tells which it is.
       if (!ALL_DIGITS.test(id)) {
-        if (id.length === 0 || ALL_DIGITS.test(id)) throw reader.fail('a custom id cannot be empty');
+        if (id.length === 0) throw reader.fail('a custom id cannot be empty');
       } else {
-        if (!ALL_DIGITS.test(id) || id.length > 16 || Number(id) <= idCounter)
-          throw reader.fail(`bad job id '${id.slice(0, 64)}'`);
-        idCounter = Number(id);
+        const n = Number(id);
+        if (id.length > 16 || n <= idCounter) throw reader.fail(`bad job id '${id.slice(0, 64)}'`);
+        idCounter = n;
       }
       if (seen?.has(id) || existing?.jobs.has(id)) throw reader.fail(`job '${id.slice(0, 64)}' exists`);
       seen?.add(id);

@@ -6,6 +6,7 @@
  * no such problem either, but its deletes cost 580 ns more per cycle than a
  * Map's, more than the GC they saved.
  */
+import { assert } from '../util/assert.js';
 import { ChurnMap } from '../util/churn-map.js';
 import type { Job } from './job.js';
 
@@ -29,6 +30,16 @@ export class JobTable {
     if (this.map.has(job.id)) return false;
     this.map.set(job.id, job);
     return true;
+  }
+
+  /**
+   * Adds a job whose id the caller has already found free (one hash lookup, not two: the hot
+   * path of every enqueue). A taken id is a bug, and the assertion stops the process.
+   */
+  insert(job: Job): void {
+    const before = this.map.size;
+    this.map.set(job.id, job);
+    assert(this.map.size === before + 1, 'job ids are unique within a queue');
   }
 
   /** Removes the job with this id; false if there is none. */

@@ -355,7 +355,7 @@ export class Queues implements StateMachine, Snapshottable {
       job.restoreExtra(fields, fail);
       if (job.extra?.deadLetter) checkDeadLetter(job.extra.deadLetter, fail);
     }
-    // One hash lookup, not two: a duplicate id fails the load, so what it overwrote does not matter.
+    // A duplicate id in a snapshot is a coded record error, not an assertion: the bytes are untrusted.
     if (!queue.jobs.add(job)) throw reader.fail('job id exists');
     if (!queue.set(job.state).add(job)) throw reader.fail('duplicate set key');
     queue.markDirty();
@@ -1046,7 +1046,7 @@ export class Queues implements StateMachine, Snapshottable {
     const queue = this.createQueue(name);
     queue.idCounter = idCounter;
     for (const job of jobs) {
-      assertAdded(queue.jobs.add(job));
+      queue.jobs.insert(job);
       this.emit(name, { event: 'added', jobId: job.id, name: job.name });
       job.delay = job.opts.delay;
       if (job.opts.delay > 0) this.makeDelayed(queue, job, job.timestamp + job.opts.delay);
@@ -1231,7 +1231,7 @@ export class Queues implements StateMachine, Snapshottable {
       stacktrace: [...extra.stacktrace],
     };
     deadLetters.idCounter = Number(deadLetterId);
-    assertAdded(deadLetters.jobs.add(moved));
+    deadLetters.jobs.insert(moved);
     this.emit(deadLetters.name, { event: 'added', jobId: moved.id, name: moved.name });
     this.makeReady(deadLetters, moved, undefined);
     return null;
@@ -1471,7 +1471,7 @@ export class Queues implements StateMachine, Snapshottable {
       const auto = ALL_DIGITS.test(id);
       if (auto && Number(id) > destination.idCounter) destination.idCounter = Number(id);
       const fresh = new Job(id, job.name, job.opts, job.data, nowMs);
-      assertAdded(destination.jobs.add(fresh));
+      destination.jobs.insert(fresh);
       this.emit(target, { event: 'added', jobId: id, name: fresh.name });
       fresh.delay = 0;
       this.makeReady(destination, fresh, undefined);
@@ -1521,7 +1521,7 @@ export class Queues implements StateMachine, Snapshottable {
     job.restoreMutableFields(fields, (reason) => reader.fail(reason));
     if (job.extra?.deadLetter) checkDeadLetter(job.extra.deadLetter, (reason) => reader.fail(reason));
     if (queue.set(job.state).has(job)) throw reader.fail('duplicate set key');
-    assertAdded(queue.jobs.add(job));
+    queue.jobs.insert(job);
     queue.place(job, job.state, job.sortKey, job.order);
     return null;
   }
@@ -1600,9 +1600,4 @@ function queueDeadline(queue: QueueState): number | null {
     at = reopensAt;
   }
   return at;
-}
-
-/** Every caller checked first that the id is free (a duplicate is refused before any change). */
-function assertAdded(added: boolean): void {
-  assert(added, 'job ids are unique within a queue');
 }

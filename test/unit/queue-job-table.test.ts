@@ -51,6 +51,15 @@ describe('JobTable', () => {
     expect(table.has('7')).toBe(false);
   });
 
+  it('inserts a job whose id is free, and stops on a taken one (a bug: callers check first)', () => {
+    const table = new JobTable();
+    const first = job('9');
+    table.insert(first);
+    expect(table.get('9')).toBe(first);
+    expect(table.size).toBe(1);
+    expect(() => table.insert(job('9'))).toThrow(/unique/);
+  });
+
   it('keeps every entry across the copies that churn triggers', () => {
     const table = new JobTable();
     const jobs = Array.from({ length: 3000 }, (_, i) => job(String(i + 1)));

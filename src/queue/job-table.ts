@@ -10,25 +10,11 @@ import { assert } from '../util/assert.js';
 import { ChurnMap } from '../util/churn-map.js';
 import type { Job } from './job.js';
 
-export class JobTable {
-  private readonly map = new ChurnMap<string, Job>();
-
-  get size(): number {
-    return this.map.size;
-  }
-
-  get(id: string): Job | undefined {
-    return this.map.get(id);
-  }
-
-  has(id: string): boolean {
-    return this.map.has(id);
-  }
-
+export class JobTable extends ChurnMap<string, Job> {
   /** Adds the job under its id; false (and no change) when the id is taken. */
   add(job: Job): boolean {
-    if (this.map.has(job.id)) return false;
-    this.map.set(job.id, job);
+    if (this.has(job.id)) return false;
+    this.set(job.id, job);
     return true;
   }
 
@@ -37,13 +23,8 @@ export class JobTable {
    * path of every enqueue). A taken id is a bug, and the assertion stops the process.
    */
   insert(job: Job): void {
-    const before = this.map.size;
-    this.map.set(job.id, job);
-    assert(this.map.size === before + 1, 'job ids are unique within a queue');
-  }
-
-  /** Removes the job with this id; false if there is none. */
-  delete(id: string): boolean {
-    return this.map.delete(id);
+    const before = this.size;
+    this.set(job.id, job);
+    assert(this.size === before + 1, 'job ids are unique within a queue');
   }
 }

@@ -211,12 +211,12 @@ export class AofqNode {
    * (see the module comment), or null when nothing was logged. The promise is
    * the writer's, shared by every command of the batch.
    */
-  private durabilityWait(lsn: number, durability: Durability): Promise<void> | null {
+  private durabilityWait(lsn: number, queue: string | null): Promise<void> | null {
     if (lsn === 0) return null;
     if (this.aof.appendFsync === 'always') return this.aof.waitDurable(lsn);
     // An fsync queue under everysec or no asks for an fdatasync now; the
     // writers of one turn share it (group commit).
-    if (durability !== 'default') return this.aof.sync();
+    if (queue !== null && this.queues.durabilityOf(queue) !== 'default') return this.aof.sync();
     return this.aof.waitWritten(lsn);
   }
 
@@ -235,7 +235,7 @@ export class AofqNode {
     } catch (err) {
       return Promise.reject(err);
     }
-    const wait = this.durabilityWait(lsn, 'default');
+    const wait = this.durabilityWait(lsn, null);
     return wait === null ? Promise.resolve(reply) : wait.then(() => reply);
   }
 
@@ -263,7 +263,7 @@ export class AofqNode {
       this.deadlineStale = true;
       this.scheduleBurstEnd();
     }
-    const wait = this.durabilityWait(lsn, this.queues.durabilityOf(request.queue));
+    const wait = this.durabilityWait(lsn, request.queue);
     return wait === null ? Promise.resolve(result) : wait.then(() => result);
   }
 
@@ -316,7 +316,7 @@ export class AofqNode {
     event: QueueEvent,
     forward: ((queue: string, event: QueueEvent) => void) | undefined,
   ): void {
-    if (WAKING_EVENTS.has(event.event)) {
+    if (this.queueWaiters.size > 0 && WAKING_EVENTS.has(event.event)) {
       const waiters = this.queueWaiters.get(queue);
       // Wake one waiter per event; a woken waiter that finds nothing waits again.
       if (waiters)
@@ -326,7 +326,7 @@ export class AofqNode {
         }
     }
     forward?.(queue, event);
-    for (const listener of this.eventListeners) listener(queue, event);
+    if (this.eventListeners.size > 0) for (const listener of this.eventListeners) listener(queue, event);
   }
 
   /** A rate-limit window reopened: every long poll on the queue tries again (those that find nothing wait again). */

@@ -118,7 +118,19 @@ export class JobExtra {
   deadLetter: DeadLetterOrigin | null = null;
 }
 
-const ALL_DIGITS = /^[0-9]+$/;
+/**
+ * Is `text` a non-empty run of ASCII digits? A loop, not /^[0-9]+$/: ids are short, and the regex
+ * builtin's call costs more than the loop (it ran four times per queue cycle).
+ */
+export function allDigits(text: string): boolean {
+  const n = text.length;
+  if (n === 0) return false;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
 
 /** BullMQ's default stackTraceLimit: a job keeps its last 10 stack traces. */
 export const STACKTRACE_LIMIT = 10;
@@ -146,7 +158,7 @@ export class Job {
 
   /** Server-assigned ids are integers; a custom id (opts.jobId) never is. */
   get customId(): boolean {
-    return !ALL_DIGITS.test(this.id);
+    return !allDigits(this.id);
   }
 
   get priority(): number {

@@ -13,6 +13,7 @@ import { LIMITS } from '../util/limits.js';
 import type { ApplyContext, Record, RecordArg, Snapshottable, StateMachine } from '../util/state.js';
 import { buildRecord, COMMANDS, type Command, isCommand, LONE_SURROGATE, RecordReader } from './codec.js';
 import {
+  allDigits,
   checkDeadLetter,
   Interner,
   Job,
@@ -73,7 +74,6 @@ export interface Executed<R extends QueueRequest> {
 const TEXT_MAX_BYTES = 64 * 1024;
 const CONSUMER_MAX_BYTES = 256;
 const EXPIRED_REASON = 'job stalled: its lease expired';
-const ALL_DIGITS = /^[0-9]+$/;
 
 /** Char codes of an id of each length up to 8 digits, reused: building an id allocates only its text. */
 const ID_CODES: number[][] = Array.from({ length: 9 }, (_, length) => new Array<number>(length).fill(48));
@@ -100,6 +100,8 @@ export function autoIdText(n: number): string {
   return String.fromCharCode.apply(null, codes);
 }
 const QUEUE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A Q.ADD record holds, per job: id, name, opts, data, timestamp (after the queue name and the count). */
+const ADD_ARGS_PER_JOB = 5;
 type Outcome = 'retry' | 'fail' | 'dead';
 const READ_OPS: ReadonlySet<string> = new Set(['getJob', 'listJobs', 'getJobCounts', 'getConfig']);
 
@@ -581,12 +583,18 @@ export class Queues implements StateMachine, Snapshottable {
         reason: `jobs must be an array of 1..${LIMITS.jobsPerBulk}`,
       });
     }
-    const args: Array<string | number> = [name, 0];
-    const results: Array<{ id: string; duplicate: boolean }> = [];
+    // Both arrays are made at their final size (pushes onto empty arrays grew them: 4 allocations
+    // a job); duplicates leave the tail of args unused, cut off below.
+    const inputs = request.jobs;
+    const args = new Array<string | number>(2 + ADD_ARGS_PER_JOB * inputs.length);
+    args[0] = name;
+    args[1] = 0;
+    const results = new Array<{ id: string; duplicate: boolean }>(inputs.length);
     let custom: Set<string> | null = null; // custom ids of this bulk, made for the first one
     let nextId = queue?.idCounter ?? 0;
     let fresh = 0;
-    for (const input of request.jobs) {
+    for (let index = 0; index < inputs.length; index++) {
+      const input = inputs[index] as unknown;
       if (!isPlainObject(input))
         throw new AofqError('AOFQ_ERR_JOB_INVALID', { reason: 'a job must be an object' });
       for (const key in input) {
@@ -605,7 +613,7 @@ export class Queues implements StateMachine, Snapshottable {
         throw new AofqError('AOFQ_ERR_JOB_DATA_TOO_LARGE', { size, limit: config.maxDataBytes });
       }
       if (opts.jobId !== undefined && (queue?.jobs.has(opts.jobId) || custom?.has(opts.jobId))) {
-        results.push({ id: opts.jobId, duplicate: true });
+        results[index] = { id: opts.jobId, duplicate: true };
         continue;
       }
       let id: string;
@@ -617,11 +625,17 @@ export class Queues implements StateMachine, Snapshottable {
         nextId++;
         id = autoIdText(nextId);
       }
+      const at = 2 + ADD_ARGS_PER_JOB * fresh;
+      args[at] = id;
+      args[at + 1] = jobName;
+      args[at + 2] = opts.json;
+      args[at + 3] = data;
+      args[at + 4] = opts.timestamp ?? nowMs;
       fresh++;
-      results.push({ id, duplicate: false });
-      args.push(id, jobName, opts.json, data, opts.timestamp ?? nowMs);
+      results[index] = { id, duplicate: false };
     }
     if (fresh === 0) return { jobs: results };
+    args.length = 2 + ADD_ARGS_PER_JOB * fresh;
     const unfinished = queue?.unfinished() ?? 0;
     if (unfinished + fresh > config.maxJobs) {
       throw new AofqError('AOFQ_ERR_QUEUE_FULL', { queue: name, maxJobs: config.maxJobs });
@@ -981,7 +995,7 @@ export class Queues implements StateMachine, Snapshottable {
     let idCounter = existing?.idCounter ?? 0;
     // Duplicates within the record: a Set only for a bulk (one job cannot repeat itself).
     const seen = count > 1 ? new Set<string>() : null;
-    const jobs: Job[] = [];
+    const jobs = new Array<Job>(count);
     for (let i = 0; i < count; i++) {
       const id = reader.string('id', LIMITS.jobIdMaxBytes);
       const jobName = reader.string('name', LIMITS.jobNameMaxBytes);
@@ -989,7 +1003,7 @@ export class Queues implements StateMachine, Snapshottable {
       const data = reader.string('data', LIMITS.jobDataBytes);
       const timestamp = reader.uint('timestamp');
       // Server-assigned ids are integers and custom ids never are (validate.ts), so the id tells which it is.
-      if (!ALL_DIGITS.test(id)) {
+      if (!allDigits(id)) {
         if (id.length === 0) throw reader.fail('a custom id cannot be empty');
       } else {
         const n = Number(id);
@@ -1000,12 +1014,13 @@ export class Queues implements StateMachine, Snapshottable {
       seen?.add(id);
       const opts = this.readOptions(reader, optsText);
       if (!this.trusted) checkJsonText(reader, data, 'data');
-      jobs.push(new Job(id, this.names.get(jobName), opts, data, timestamp));
+      jobs[i] = new Job(id, this.names.get(jobName), opts, data, timestamp);
     }
     reader.end();
     const queue = this.createQueue(name);
     queue.idCounter = idCounter;
-    for (const job of jobs) {
+    for (let i = 0; i < count; i++) {
+      const job = jobs[i] as Job;
       queue.jobs.insert(job);
       this.emit(name, { event: 'added', jobId: job.id, name: job.name });
       job.delay = job.opts.delay;
@@ -1056,7 +1071,7 @@ export class Queues implements StateMachine, Snapshottable {
       }
       queue.windowCount += count;
     }
-    const leased: LeasedJob[] | null = wantResult ? [] : null;
+    const leased: LeasedJob[] | null = wantResult ? new Array<LeasedJob>(count) : null;
     for (let i = 0; i < count; i++) {
       // BullMQ's order: the waiting list first, then prioritized jobs (moveToActive).
       let job = queue.first(StateCode.Waiting);
@@ -1072,7 +1087,7 @@ export class Queues implements StateMachine, Snapshottable {
       else if (job.extra !== null) job.extra.processedBy = '';
       queue.place(job, StateCode.Active, leaseUntil);
       this.emit(queue.name, { event: 'active', jobId: job.id, prev });
-      if (leased !== null) leased.push({ job: job.toJson(), token: job.token, leaseUntil });
+      if (leased !== null) leased[i] = { job: job.toJson(), token: job.token, leaseUntil };
     }
     if (queue.ready() === 0) this.emit(queue.name, { event: 'drained' });
     return leased;
@@ -1130,11 +1145,7 @@ export class Queues implements StateMachine, Snapshottable {
       if (deadLetterQueue === null) throw reader.fail('the queue has no dead-letter queue');
       target = this.queues.get(deadLetterQueue);
       const idCounter = target?.idCounter ?? 0;
-      if (
-        !ALL_DIGITS.test(deadLetterId) ||
-        Number(deadLetterId) <= idCounter ||
-        target?.jobs.has(deadLetterId)
-      ) {
+      if (!allDigits(deadLetterId) || Number(deadLetterId) <= idCounter || target?.jobs.has(deadLetterId)) {
         throw reader.fail('bad dead-letter job id');
       }
     }
@@ -1419,7 +1430,7 @@ export class Queues implements StateMachine, Snapshottable {
       if (taken.has(`\n${job.id}`)) throw reader.fail('job redriven twice');
       taken.add(`${target}\n${id}`);
       taken.add(`\n${job.id}`);
-      if (ALL_DIGITS.test(id) && id.length > 16) throw reader.fail('bad id');
+      if (allDigits(id) && id.length > 16) throw reader.fail('bad id');
       moves.push({ job, target, id });
     }
     reader.end();
@@ -1428,7 +1439,7 @@ export class Queues implements StateMachine, Snapshottable {
       queue.remove(job);
       this.emit(queue.name, { event: 'removed', jobId: job.id, prev });
       const destination = this.createQueue(target);
-      const auto = ALL_DIGITS.test(id);
+      const auto = allDigits(id);
       if (auto && Number(id) > destination.idCounter) destination.idCounter = Number(id);
       const fresh = new Job(id, job.name, job.opts, job.data, nowMs);
       destination.jobs.insert(fresh);

@@ -8,6 +8,7 @@
 import { AofqError } from '../errors/index.js';
 import { LIMITS } from '../util/limits.js';
 import { LONE_SURROGATE } from './codec.js';
+import { allDigits } from './job.js';
 import type {
   BackoffOptions,
   Durability,
@@ -19,7 +20,6 @@ import type {
 } from './types.js';
 
 const QUEUE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
-const ALL_DIGITS = /^[0-9]+$/;
 
 /** Is `text` longer than `max` bytes in UTF-8? (A UTF-16 unit is 1 to 3 bytes: most texts need no count.) */
 export function overBytes(text: string, max: number): boolean {
@@ -145,8 +145,7 @@ export function checkJobsOptions(value: unknown): CheckedJobOptions {
   let timestamp: number | undefined;
   if (value.jobId !== undefined) {
     jobId = checkJobId(value.jobId);
-    if (ALL_DIGITS.test(jobId))
-      throw jobInvalid('a custom jobId cannot be an integer (those are server-assigned)');
+    if (allDigits(jobId)) throw jobInvalid('a custom jobId cannot be an integer (those are server-assigned)');
   }
   if (value.timestamp !== undefined) {
     timestamp = integerIn(value.timestamp, 0, Number.MAX_SAFE_INTEGER, 'timestamp', jobInvalid);

@@ -3,7 +3,7 @@ import vm from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Queues } from '../../src/queue/index.js';
-import { Job } from '../../src/queue/job.js';
+import { allDigits, Job } from '../../src/queue/job.js';
 import { JobTable } from '../../src/queue/job-table.js';
 import { autoIdText } from '../../src/queue/queues.js';
 
@@ -102,6 +102,36 @@ describe('autoIdText', () => {
       fc.property(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), (n) => autoIdText(n) === String(n)),
     );
     fc.assert(fc.property(fc.integer({ min: 1, max: 99_999_999 }), (n) => autoIdText(n) === String(n)));
+  });
+});
+
+describe('allDigits', () => {
+  it('agrees with /^[0-9]+$/ on edge cases and on any text', () => {
+    for (const text of [
+      '',
+      '0',
+      '007',
+      '9'.repeat(17),
+      '1a',
+      'a1',
+      ' 1',
+      '1 ',
+      '٣',
+      '１',
+      '+1',
+      '-1',
+      '1.0',
+      '/',
+      ':',
+    ]) {
+      expect(allDigits(text)).toBe(/^[0-9]+$/.test(text));
+    }
+    fc.assert(
+      fc.property(fc.oneof(fc.stringMatching(/^[0-9]{0,20}$/), fc.string({ unit: 'binary' })), (text) => {
+        return allDigits(text) === /^[0-9]+$/.test(text);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

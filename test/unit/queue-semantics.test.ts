@@ -125,6 +125,26 @@ describe('ids and idempotency', () => {
       ],
     });
     expect(bulk.jobs.map((j) => j.duplicate)).toEqual([false, true]);
+    // A duplicate in the middle of a bulk: the record holds exactly the fresh jobs, in order.
+    const mixed = h.queues.execute(
+      {
+        op: 'add',
+        queue: 'a',
+        jobs: [{ name: 'm1', opts: { jobId: 'm' } }, { name: 'm2', opts: { jobId: 'm' } }, { name: 'm3' }],
+      },
+      { nowMs: START },
+    );
+    expect(mixed.result.jobs).toEqual([
+      { id: 'm', duplicate: false },
+      { id: 'm', duplicate: true },
+      { id: '1', duplicate: false },
+    ]);
+    expect(mixed.records).toHaveLength(1);
+    const record = mixed.records[0] ?? [];
+    // Q.ADD, queue, count, then five arguments per fresh job.
+    expect(record).toHaveLength(3 + 5 * 2);
+    expect(record[2]).toBe(2);
+    expect([record[3], record[4], record[8], record[9]]).toEqual(['m', 'm1', '1', 'm3']);
   });
 });
 

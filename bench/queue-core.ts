@@ -6,9 +6,13 @@
  * everysec (default durability) and for a queue with durability fsync,
  * with 50 concurrent producer/consumer loops, and the same beside 10,000 idle
  * queues that each hold a delayed job (the leader's deadline bookkeeping must
- * not scan them). The node runs are repeated (BENCH_ROUNDS, default 3) and
- * reported as median and range: this 2-vCPU machine varies by ±25 % between
- * runs. Results go to bench/results/queue-core-<time>.json.
+ * not scan them). Every round also measures two references with the same
+ * loops: the harness alone (operations that do nothing) and the queue core
+ * with the same per-turn replies but no node and no AOF; the node's rate over
+ * theirs, per round, is reported beside the rates. The rounds are repeated
+ * (BENCH_ROUNDS, default 3) and reported as median and range: this 2-vCPU
+ * machine varies by ±25 % between runs, and the per-round ratios cancel most
+ * of that. Results go to bench/results/queue-core-<time>.json.
  * Run: node --expose-gc --import tsx bench/queue-core.ts [jobs] [cycles]
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_AOF_CONFIG } from '../src/aof/config.js';
 import { AofqNode } from '../src/node/node.js';
-import { Queues } from '../src/queue/index.js';
+import { type QueueRequest, Queues } from '../src/queue/index.js';
 
 const JOBS = Number(process.argv[2] ?? 1_000_000);
 const CYCLES = Number(process.argv[3] ?? 300_000);
@@ -88,6 +92,78 @@ function measureThroughput(): void {
   results.inMemoryCyclesPerSec = Math.round(CYCLES / seconds);
 }
 
+type Op = (request: QueueRequest) => Promise<unknown>;
+
+/**
+ * `loops` concurrent add -> lease -> ack loops through `op` for `seconds`; returns cycles/s.
+ * Every case below runs this same loop, so their ratios within one round cancel the machine's
+ * speed of the moment (it varies by ±25 % here between runs).
+ */
+async function runLoops(op: Op, loops: number, seconds: number): Promise<number> {
+  const data = { payload: 'x'.repeat(PAYLOAD_BYTES - 14) };
+  let done = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      await op({ op: 'add', queue: 'cycle', jobs: [{ name: 'email', data }] });
+      const { jobs } = (await op({ op: 'lease', queue: 'cycle', count: 1, leaseMs: 30_000 })) as {
+        jobs: Array<{ job: { id: string }; token: number }>;
+      };
+      for (const lease of jobs) {
+        await op({ op: 'ack', queue: 'cycle', id: lease.job.id, token: lease.token });
+        done++;
+      }
+    }
+  };
+  const start = performance.now();
+  await Promise.all(Array.from({ length: loops }, loop));
+  return done / ((performance.now() - start) / 1000);
+}
+
+/** Replies once per turn, as the node's writer does: one shared promise, settled by setImmediate. */
+function perTurn(apply: (request: QueueRequest) => unknown): Op {
+  let turn: Promise<void> | null = null;
+  let settle: () => void = () => {};
+  const endTurn = (): void => {
+    turn = null;
+    settle();
+  };
+  return (request) => {
+    const result = apply(request);
+    if (turn === null) {
+      turn = new Promise((resolve) => {
+        settle = resolve;
+      });
+      setImmediate(endTurn);
+    }
+    return turn.then(() => result);
+  };
+}
+
+/**
+ * Two references, run in every round beside the node: the loop alone with operations that do
+ * nothing (the harness's own cost: its awaits and turns), and the queue core with the same
+ * turns but no node and no AOF.
+ */
+async function measureReference(kind: 'harness' | 'core', loops: number, seconds: number): Promise<number> {
+  let op: Op;
+  if (kind === 'harness') {
+    const reply = { jobs: [{ job: { id: '1' }, token: 1 }] };
+    op = perTurn(() => reply);
+  } else {
+    const queues = new Queues();
+    queues.execute(
+      { op: 'setConfig', queue: 'cycle', config: { retention: { completed: true, failed: 1000 } } },
+      { nowMs: Date.now() },
+    );
+    op = perTurn((request) => queues.execute(request, { nowMs: Date.now() }).result);
+  }
+  await runLoops(op, loops, 0.5); // warm up
+  const rate = await runLoops(op, loops, seconds);
+  console.log(`reference ${kind} (${loops} loops, same turns, no AOF): ${Math.round(rate)} cycles/s`);
+  return rate;
+}
+
 /** add -> lease -> ack through the node and the AOF, `loops` at a time, for `seconds`, beside `idleQueues` queues. */
 async function measureNode(
   durability: 'default' | 'fsync',
@@ -110,26 +186,10 @@ async function measureNode(
       queue: 'cycle',
       config: { durability, retention: { completed: true, failed: 1000 } },
     });
-    const data = { payload: 'x'.repeat(PAYLOAD_BYTES - 14) };
-    let done = 0;
-    const deadline = performance.now() + seconds * 1000;
-    const loop = async (): Promise<void> => {
-      while (performance.now() < deadline) {
-        await node.queue({ op: 'add', queue: 'cycle', jobs: [{ name: 'email', data }] });
-        const { jobs } = await node.queue({ op: 'lease', queue: 'cycle', count: 1, leaseMs: 30_000 });
-        for (const lease of jobs) {
-          await node.queue({ op: 'ack', queue: 'cycle', id: lease.job.id, token: lease.token });
-          done++;
-        }
-      }
-    };
-    const start = performance.now();
-    await Promise.all(Array.from({ length: loops }, loop));
-    const rate = done / ((performance.now() - start) / 1000);
+    const rate = await runLoops((request) => node.queue(request), loops, seconds);
     console.log(
       `node + AOF (appendfsync everysec, queue durability ${durability}, ${loops} loops` +
-        `${idleQueues > 0 ? `, ${idleQueues} idle queues` : ''}): ` +
-        `${done} cycles = ${Math.round(rate)} cycles/s`,
+        `${idleQueues > 0 ? `, ${idleQueues} idle queues` : ''}): ${Math.round(rate)} cycles/s`,
     );
     return rate;
   } finally {
@@ -153,7 +213,9 @@ if (!mode || mode === 'node') {
       max: Math.round(sorted[sorted.length - 1] ?? 0),
     };
   };
-  const cases: Array<[string, 'default' | 'fsync', number, number]> = [
+  const cases: Array<[string, 'default' | 'fsync' | 'harness' | 'core', number, number]> = [
+    ['harness50', 'harness', 50, 0],
+    ['core50', 'core', 50, 0],
     ['everysec50', 'default', 50, 0],
     ['fsync50', 'fsync', 50, 0],
     // 1000 loops shows the CPU-bound rate.
@@ -163,18 +225,35 @@ if (!mode || mode === 'node') {
   ];
   const rates = new Map<string, number[]>(cases.map(([name]) => [name, []]));
   for (let round = 0; round < rounds; round++) {
-    for (const [name, durability, loops, idle] of cases) {
-      rates.get(name)?.push(await measureNode(durability, loops, 3, idle));
+    for (const [name, kind, loops, idle] of cases) {
+      const rate =
+        kind === 'harness' || kind === 'core'
+          ? await measureReference(kind, loops, 3)
+          : await measureNode(kind, loops, 3, idle);
+      rates.get(name)?.push(rate);
     }
   }
+  // Per round: the node's rate as a share of the references measured just before it.
+  const perRound = (name: string, reference: string) =>
+    (rates.get(name) ?? []).map((rate, i) => rate / ((rates.get(reference) ?? [])[i] ?? Number.NaN));
   const node: Record<string, unknown> = {};
   for (const [name, list] of rates) node[name] = { ...summary(list), runs: list.map(Math.round) };
   results.nodeCyclesPerSec = node;
+  const ratio = (list: number[]) => {
+    const sorted = [...list].sort((a, b) => a - b);
+    return Number((sorted[sorted.length >> 1] ?? Number.NaN).toFixed(3));
+  };
+  results.ratios = {
+    everysec50ToCore50: ratio(perRound('everysec50', 'core50')),
+    everysec50ToHarness50: ratio(perRound('everysec50', 'harness50')),
+    core50ToHarness50: ratio(perRound('core50', 'harness50')),
+  };
   console.log('\nmedian (min-max) cycles/s over', rounds, 'rounds:');
   for (const [name, list] of rates) {
     const { median, min, max } = summary(list);
     console.log(`  ${name.padEnd(28)} ${median} (${min}-${max})`);
   }
+  console.log('median per-round ratios:', results.ratios);
 }
 const out = join(
   import.meta.dirname,

@@ -208,8 +208,10 @@ export class AofqNode {
 
   /**
    * What to wait for before the reply to a command whose last record is `lsn`
-   * (see the module comment), or null when nothing was logged. The promise is
-   * the writer's, shared by every command of the batch.
+   * (see the module comment), or null when nothing was logged. `queue` names the
+   * queue of a queue request (its durability is looked up only when records were
+   * logged), null for a key-value command. The promise is the writer's, shared by
+   * every command of the batch.
    */
   private durabilityWait(lsn: number, queue: string | null): Promise<void> | null {
     if (lsn === 0) return null;

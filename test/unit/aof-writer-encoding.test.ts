@@ -91,6 +91,20 @@ const argArb = fc.oneof(
   fc.uint8Array({ minLength: 28, maxLength: 40 }).map((a) => Buffer.from(a)),
   // Numbers are written as their decimal text: safe integers by the writer's own digits, others by String().
   fc.oneof(fc.nat(), fc.maxSafeNat(), fc.integer({ min: -1_000_000, max: -1 }), fc.double()),
+  // Numbers of ten digits or more go through the writer's memo of recent encodings (4 slots):
+  // a pool of eight repeats them, hits and evictions both, beside any other in the range.
+  // Neighbours (1 apart, 10 apart) catch a memo that matches on anything less than the value.
+  fc.constantFrom(
+    999_999_999,
+    1_000_000_000,
+    9_999_999_999,
+    10_000_000_000,
+    1_764_620_000_000,
+    1_764_620_000_001,
+    1_764_620_000_010,
+    1_764_620_030_000,
+  ),
+  fc.integer({ min: 1_000_000_000, max: Number.MAX_SAFE_INTEGER }),
 );
 const recordArb = fc.array(argArb, { minLength: 1, maxLength: 6 });
 

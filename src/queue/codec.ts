@@ -45,6 +45,11 @@ export function isCommand(name: string): name is Command {
 const COMMAND_BYTES: ReadonlyMap<string, Buffer> = new Map(
   COMMANDS.map((name) => [name, Buffer.from(name, 'latin1')]),
 );
+
+/** A command's name as the shared Buffer that records begin with (read-only: the AOF writer copies it). */
+export function commandBytes(command: Command): Buffer {
+  return COMMAND_BYTES.get(command) as Buffer;
+}
 const QUEUE_NAME_BYTES = new Map<string, Buffer>();
 const QUEUE_NAME_BYTES_MAX = 10_000;
 
@@ -99,9 +104,13 @@ export class RecordReader {
   private index = 0;
 
   private constructor(
-    readonly command: string,
-    private readonly parts: ReadonlyArray<Part>,
+    private commandName: string,
+    private parts: ReadonlyArray<Part>,
   ) {}
+
+  get command(): string {
+    return this.commandName;
+  }
 
   static fromRecord(record: readonly Buffer[]): RecordReader {
     if (!Array.isArray(record) || record.length === 0) throw recordInvalid('?', 'empty record');
@@ -114,8 +123,17 @@ export class RecordReader {
     return reader;
   }
 
-  static fromArgs(command: Command, args: ReadonlyArray<string | number>): RecordReader {
-    return new RecordReader(command, args);
+  /** A reader for the leader's own records, re-aimed at each one by reset(). */
+  static forLeader(): RecordReader {
+    return new RecordReader('', []);
+  }
+
+  /** Reads the leader's `record` (built by the queue layer: its command, then texts and numbers) from its first argument. */
+  reset(command: Command, record: ReadonlyArray<RecordArg>): this {
+    this.commandName = command;
+    this.parts = record;
+    this.index = 1;
+    return this;
   }
 
   /** A record decoded to text (a snapshot chunk's): the command name, then its arguments. Validated like bytes. */

@@ -381,6 +381,9 @@ export class Queues implements StateMachine, Snapshottable {
    */
   private commitRecord(records: RecordArg[][], command: Command, record: RecordArg[]): unknown {
     record[0] = commandBytes(command);
+    // Set only while a record applies: a command issued from inside apply (an event listener's)
+    // would clobber the shared reader.
+    assert(!this.trusted, 'apply never nests');
     // The leader's own arguments hold JSON texts it has just serialized: apply skips re-parsing them.
     this.trusted = true;
     try {

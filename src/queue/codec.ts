@@ -46,9 +46,14 @@ const COMMAND_BYTES: ReadonlyMap<string, Buffer> = new Map(
   COMMANDS.map((name) => [name, Buffer.from(name, 'latin1')]),
 );
 
+/** The same Buffers by name, as an object: a property load is cheaper than Map.get on the live path. */
+const COMMAND_BYTES_BY_NAME: Readonly<Record<Command, Buffer>> = Object.freeze(
+  Object.fromEntries(COMMAND_BYTES) as Record<Command, Buffer>,
+);
+
 /** A command's name as the shared Buffer that records begin with (read-only: the AOF writer copies it). */
 export function commandBytes(command: Command): Buffer {
-  return COMMAND_BYTES.get(command) as Buffer;
+  return COMMAND_BYTES_BY_NAME[command];
 }
 const QUEUE_NAME_BYTES = new Map<string, Buffer>();
 const QUEUE_NAME_BYTES_MAX = 10_000;

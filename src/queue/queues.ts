@@ -670,7 +670,8 @@ export class Queues implements StateMachine, Snapshottable {
       results[index] = { id, duplicate: false };
     }
     if (fresh === 0) return { jobs: results };
-    record.length = 3 + ADD_ARGS_PER_JOB * fresh;
+    // Setting an array's length is a runtime call even when it does not change it.
+    if (fresh < inputs.length) record.length = 3 + ADD_ARGS_PER_JOB * fresh;
     const unfinished = queue?.unfinished() ?? 0;
     if (unfinished + fresh > config.maxJobs) {
       throw new AofqError('AOFQ_ERR_QUEUE_FULL', { queue: name, maxJobs: config.maxJobs });

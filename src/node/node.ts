@@ -23,7 +23,13 @@ import type { FsLayer } from '../aof/fs.js';
 import type { LoadSink } from '../aof/loader.js';
 import type { RewriteStatus, Snapshotter } from '../aof/rewrite.js';
 import { AofqError } from '../errors/index.js';
-import { type QueueEvent, type QueueRequest, type QueueResult, Queues } from '../queue/index.js';
+import {
+  type QueueEvent,
+  type QueueRequest,
+  type QueueResult,
+  Queues,
+  type RecordSink,
+} from '../queue/index.js';
 import type { RespValue } from '../resp/types.js';
 import { Store } from '../store/index.js';
 import { assert } from '../util/assert.js';
@@ -68,6 +74,15 @@ export type QueueEventListener = (queue: string, event: QueueEvent) => void;
 /** Sees every queue request the node applied, with its result (metrics count enqueues, acks, nacks). */
 export type QueueRequestListener = (request: QueueRequest, result: unknown) => void;
 
+/** Appends each record the queues push, as they push it; remembers the last LSN (0: none yet). */
+class AppendSink implements RecordSink {
+  lsn = 0;
+  constructor(private readonly aof: AofEngine) {}
+  push(record: LeaderRecord): void {
+    this.lsn = this.aof.append(record);
+  }
+}
+
 export class AofqNode {
   readonly store: Store;
   readonly queues: Queues;
@@ -88,6 +103,8 @@ export class AofqNode {
   /** A write of this burst may have moved the queues' earliest deadline. */
   private deadlineStale = false;
   private readonly cachesTime: boolean;
+  /** Where queue requests log their records (reused: one request at a time). */
+  private readonly queueSink: AppendSink;
   /** The rewrite helper process, when the default snapshotter is used. */
   readonly rewriteHelper: RewriteHelper | null;
 
@@ -105,6 +122,7 @@ export class AofqNode {
     this.store = store;
     this.queues = queues;
     this.aof = aof;
+    this.queueSink = new AppendSink(aof);
     this.clock = clock;
     this.logger = logger;
   }
@@ -251,9 +269,10 @@ export class AofqNode {
     try {
       if (this.queues.isWrite(request)) this.checkWritable();
       else if (this.closed) throw new AofqError('AOFQ_ERR_SERVER_SHUTTING_DOWN');
-      const executed = this.queues.execute(request, this.context());
-      result = executed.result;
-      lsn = this.appendAll(executed.records);
+      const sink = this.queueSink;
+      sink.lsn = 0;
+      result = this.queues.executeInto(request, this.context(), sink);
+      lsn = sink.lsn;
       if (this.requestListeners.size > 0)
         for (const listener of this.requestListeners) listener(request, result);
     } catch (err) {

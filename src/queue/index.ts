@@ -3,7 +3,7 @@
  * and result types (BullMQ's names), the config defaults and the record names.
  */
 export { COMMANDS, type Command, recordToBytes } from './codec.js';
-export { backoffDelay, type Executed, Queues, type QueuesOptions } from './queues.js';
+export { backoffDelay, type Executed, Queues, type QueuesOptions, type RecordSink } from './queues.js';
 export type * from './types.js';
 export { JOB_STATES } from './types.js';
 export { QUEUE_CONFIG_DEFAULTS } from './validate.js';

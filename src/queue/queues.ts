@@ -78,6 +78,14 @@ export interface Executed<R extends QueueRequest> {
   records: RecordArg[][];
 }
 
+/**
+ * Where the leader's records go, in order, each right after it is applied: an array (execute),
+ * or the node's appender, which hands each to the AOF at once (executeInto).
+ */
+export interface RecordSink {
+  push(record: RecordArg[]): unknown;
+}
+
 /** Failure texts (failedReason, one stack trace, a consumer name) are capped. */
 const TEXT_MAX_BYTES = 64 * 1024;
 const CONSUMER_MAX_BYTES = 256;
@@ -357,18 +365,26 @@ export class Queues implements StateMachine, Snapshottable {
 
   /** Leader: validate, decide, log and apply one request. Throws AofqError with no state change. */
   execute<R extends QueueRequest>(request: R, ctx: ApplyContext): Executed<R> {
+    const records: RecordArg[][] = [];
+    const result = this.executeInto(request, ctx, records);
+    return { result, records };
+  }
+
+  /**
+   * execute(), with each record handed to `sink` right after it is applied (the node's sink
+   * appends it to the AOF: no array per request). A request that throws has pushed nothing.
+   */
+  executeInto<R extends QueueRequest>(request: R, ctx: ApplyContext, sink: RecordSink): QueueResult<R> {
     if (!isPlainObject(request) || typeof request.op !== 'string')
       throw requestInvalid('request must have an op');
     if (!Number.isSafeInteger(ctx.nowMs) || ctx.nowMs < 0) throw requestInvalid('nowMs must be an integer');
-    const records: RecordArg[][] = [];
-    const result = this.decide(request as QueueRequest, ctx.nowMs, records);
-    return { result: result as QueueResult<R>, records };
+    return this.decide(request as QueueRequest, ctx.nowMs, sink) as QueueResult<R>;
   }
 
   // ---------------------------------------------------------------- leader: decisions
 
   /** Builds the record for `args`, applies it through the same apply code as replay, and logs it. */
-  private commit(records: RecordArg[][], command: Command, args: ReadonlyArray<string | number>): unknown {
+  private commit(records: RecordSink, command: Command, args: ReadonlyArray<string | number>): unknown {
     const record = new Array<RecordArg>(args.length + 1);
     for (let i = 0; i < args.length; i++) record[i + 1] = args[i] as string | number;
     return this.commitRecord(records, command, record);
@@ -379,7 +395,7 @@ export class Queues implements StateMachine, Snapshottable {
    * arguments follow (the queue name first, as text). The record is applied through the same
    * apply code as replay, then logged.
    */
-  private commitRecord(records: RecordArg[][], command: Command, record: RecordArg[]): unknown {
+  private commitRecord(records: RecordSink, command: Command, record: RecordArg[]): unknown {
     record[0] = commandBytes(command);
     // Set only while a record applies: a command issued from inside apply (an event listener's)
     // would clobber the shared reader.
@@ -431,11 +447,7 @@ export class Queues implements StateMachine, Snapshottable {
     return job;
   }
 
-  private decide(
-    request: QueueRequest,
-    nowMs: number,
-    records: RecordArg[][],
-  ): ResultMap[QueueRequest['op']] {
+  private decide(request: QueueRequest, nowMs: number, records: RecordSink): ResultMap[QueueRequest['op']] {
     switch (request.op) {
       case 'add':
         return this.decideAdd(request, nowMs, records);
@@ -599,7 +611,7 @@ export class Queues implements StateMachine, Snapshottable {
     }
   }
 
-  private decideAdd(request: Extract<QueueRequest, { op: 'add' }>, nowMs: number, records: RecordArg[][]) {
+  private decideAdd(request: Extract<QueueRequest, { op: 'add' }>, nowMs: number, records: RecordSink) {
     const name = this.queueName(request.queue);
     const queue = this.queues.get(name);
     const config = queue?.config ?? QUEUE_CONFIG_DEFAULTS;
@@ -681,11 +693,7 @@ export class Queues implements StateMachine, Snapshottable {
     return { jobs: results };
   }
 
-  private decideLease(
-    request: Extract<QueueRequest, { op: 'lease' }>,
-    nowMs: number,
-    records: RecordArg[][],
-  ) {
+  private decideLease(request: Extract<QueueRequest, { op: 'lease' }>, nowMs: number, records: RecordSink) {
     const name = this.queueName(request.queue);
     const count = request.count ?? 1;
     if (!Number.isSafeInteger(count) || count < 1 || count > LIMITS.jobsPerLease) {
@@ -738,7 +746,7 @@ export class Queues implements StateMachine, Snapshottable {
     return { outcome: 'dead', retryAt: 0, deadLetterId: String((target?.idCounter ?? 0) + 1) };
   }
 
-  private decideNack(request: Extract<QueueRequest, { op: 'nack' }>, nowMs: number, records: RecordArg[][]) {
+  private decideNack(request: Extract<QueueRequest, { op: 'nack' }>, nowMs: number, records: RecordSink) {
     const queue = this.existing(request.queue);
     const job = this.leased(queue, request.id, request.token, nowMs);
     const failedReason = checkText(request.failedReason, 'failedReason', false);
@@ -766,7 +774,7 @@ export class Queues implements StateMachine, Snapshottable {
   private decideRedrive(
     request: Extract<QueueRequest, { op: 'redrive' }>,
     nowMs: number,
-    records: RecordArg[][],
+    records: RecordSink,
   ) {
     const queue = this.existing(request.queue);
     const count = checkCount(request.count, LIMITS.jobsPerPage, LIMITS.jobsPerAdminCall, 'count');
@@ -808,7 +816,7 @@ export class Queues implements StateMachine, Snapshottable {
   /** BullMQ's Job.retry: one failed (or, asked for, completed) job back to waiting, as one Q.RETRYJOB. */
   private decideRetryJob(
     request: Extract<QueueRequest, { op: 'retryJob' }>,
-    records: RecordArg[][],
+    records: RecordSink,
   ): ResultMap['retryJob'] {
     const queue = this.existing(request.queue);
     const job = this.jobOf(queue, request.id);
@@ -868,7 +876,7 @@ export class Queues implements StateMachine, Snapshottable {
   }
 
   /** Expires due leases (one record each) and promotes due delayed jobs of one queue. Bounded per call. */
-  private runTimers(queue: QueueState, nowMs: number, records: RecordArg[][]): void {
+  private runTimers(queue: QueueState, nowMs: number, records: RecordSink): void {
     for (let i = 0; i < LIMITS.jobsPerAdminCall; i++) {
       const job = queue.first(StateCode.Active);
       if (job === undefined || job.sortKey > nowMs) break;
@@ -1549,9 +1557,18 @@ function queueCounters(queue: QueueState) {
 }
 
 /** Leases the rate limiter still allows at `nowMs`, and when its window reopens (fixed windows). */
-function windowAllowance(queue: QueueState, nowMs: number): { allowed: number; reopensAt: number | null } {
+/** A queue without a limiter: one shared answer (leases ask on every call). */
+const UNLIMITED: Readonly<{ allowed: number; reopensAt: number | null }> = Object.freeze({
+  allowed: Number.MAX_SAFE_INTEGER,
+  reopensAt: null,
+});
+
+function windowAllowance(
+  queue: QueueState,
+  nowMs: number,
+): Readonly<{ allowed: number; reopensAt: number | null }> {
   const limiter = queue.config.limiter;
-  if (limiter === null) return { allowed: Number.MAX_SAFE_INTEGER, reopensAt: null };
+  if (limiter === null) return UNLIMITED;
   if (queue.windowStart < 0 || nowMs >= queue.windowStart + limiter.duration) {
     return { allowed: limiter.max, reopensAt: nowMs + limiter.duration }; // a lease now opens a new window
   }

@@ -97,6 +97,10 @@ export class AofqNode {
   private expireTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private live = false;
+  /** NodeOptions.onQueueEvent. */
+  private forwardEvent: ((queue: string, event: QueueEvent) => void) | undefined;
+  private readonly eventHook = (queue: string, event: QueueEvent): void =>
+    this.dispatchQueueEvent(queue, event);
   /** See context(): the time read for the current burst, or -1. */
   private cachedNowMs = -1;
   private burstEndScheduled = false;
@@ -131,13 +135,9 @@ export class AofqNode {
     const clock = options.clock ?? systemClock;
     const logger = options.logger ?? silentLogger;
     const store = new Store();
-    // The node that the event hook forwards to exists only after the load.
+    // No event hook during the load: replayed records build no events (refreshEventHook).
     let node: AofqNode | null = null;
-    const queues = new Queues({
-      onEvent: (queue, event) => {
-        if (node?.live) node.dispatchQueueEvent(queue, event, options.onQueueEvent);
-      },
-    });
+    const queues = new Queues();
     const replay = replaySink(store, queues);
     const onLoadProgress = options.onLoadProgress;
     const sink: LoadSink = {
@@ -168,6 +168,8 @@ export class AofqNode {
     }
     node = new AofqNode(store, queues, aof, clock, logger, helper, options.clock === undefined);
     node.live = true;
+    node.forwardEvent = options.onQueueEvent;
+    node.refreshEventHook();
     node.startTimers(options.activeExpireKeys ?? 20);
     logger.info({ lastLsn: aof.lastLsn, keys: store.size }, 'aofq node ready');
     return node;
@@ -315,13 +317,17 @@ export class AofqNode {
       if (!set) {
         set = new Set();
         this.queueWaiters.set(queue, set);
+        this.refreshEventHook();
       }
       const waiters = set;
       const finish = (woken: boolean): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         waiters.delete(wake);
-        if (waiters.size === 0) this.queueWaiters.delete(queue);
+        if (waiters.size === 0 && this.queueWaiters.get(queue) === waiters) {
+          this.queueWaiters.delete(queue);
+          this.refreshEventHook();
+        }
         resolve(woken);
       };
       const wake: Waiter = () => finish(true);
@@ -332,11 +338,19 @@ export class AofqNode {
     });
   }
 
-  private dispatchQueueEvent(
-    queue: string,
-    event: QueueEvent,
-    forward: ((queue: string, event: QueueEvent) => void) | undefined,
-  ): void {
+  /**
+   * The queues build events only while someone takes them: a listener, a long poll, or
+   * NodeOptions.onQueueEvent (the server always has its metrics). Called whenever one of those
+   * comes or goes, and once the load is over.
+   */
+  private refreshEventHook(): void {
+    const wanted =
+      this.live &&
+      (this.forwardEvent !== undefined || this.eventListeners.size > 0 || this.queueWaiters.size > 0);
+    this.queues.setEventHook(wanted ? this.eventHook : undefined);
+  }
+
+  private dispatchQueueEvent(queue: string, event: QueueEvent): void {
     if (this.queueWaiters.size > 0 && WAKING_EVENTS.has(event.event)) {
       const waiters = this.queueWaiters.get(queue);
       // Wake one waiter per event; a woken waiter that finds nothing waits again.
@@ -346,7 +360,7 @@ export class AofqNode {
           break;
         }
     }
-    forward?.(queue, event);
+    this.forwardEvent?.(queue, event);
     if (this.eventListeners.size > 0) for (const listener of this.eventListeners) listener(queue, event);
   }
 
@@ -363,8 +377,10 @@ export class AofqNode {
    */
   onQueueEvent(listener: QueueEventListener): () => void {
     this.eventListeners.add(listener);
+    this.refreshEventHook();
     return () => {
       this.eventListeners.delete(listener);
+      this.refreshEventHook();
     };
   }
 

@@ -151,13 +151,17 @@ export class Queues implements StateMachine, Snapshottable {
   private queueOrdinal = 0;
   private readonly names = new Interner<string>((name) => name, 10_000);
   private readonly optionTable = new Interner<JobOptions>((json) => new JobOptions(json), 4096);
-  private readonly onEvent: ((queue: string, event: QueueEvent) => void) | undefined;
+  /**
+   * Where events go; undefined while nobody listens, and then apply builds none (every emit
+   * site checks first: an event is an object, and a queue cycle makes five).
+   */
+  private eventHook: ((queue: string, event: QueueEvent) => void) | undefined;
   private readonly random: () => number;
   /** True while the leader applies a record it has just built (see commit). */
   private trusted = false;
 
   constructor(options: QueuesOptions = {}) {
-    this.onEvent = options.onEvent;
+    this.eventHook = options.onEvent;
     this.random = options.random ?? Math.random;
   }
 
@@ -908,7 +912,12 @@ export class Queues implements StateMachine, Snapshottable {
   // ---------------------------------------------------------------- apply (leader and replay)
 
   private emit(queue: string, event: QueueEvent): void {
-    if (this.onEvent !== undefined) this.onEvent(queue, event);
+    if (this.eventHook !== undefined) this.eventHook(queue, event);
+  }
+
+  /** Turns event delivery on (a hook) or off (undefined). The node turns it on only while someone listens. */
+  setEventHook(hook: ((queue: string, event: QueueEvent) => void) | undefined): void {
+    this.eventHook = hook;
   }
 
   private apply(reader: RecordReader, wantResult: boolean): unknown {
@@ -1011,15 +1020,17 @@ export class Queues implements StateMachine, Snapshottable {
       queue.lifoCounter--;
       queue.place(job, StateCode.Waiting, 0, queue.lifoCounter);
     } else queue.place(job, StateCode.Waiting, 0);
-    this.emit(
-      queue.name,
-      prev === undefined ? { event: 'waiting', jobId: job.id } : { event: 'waiting', jobId: job.id, prev },
-    );
+    if (this.eventHook !== undefined)
+      this.emit(
+        queue.name,
+        prev === undefined ? { event: 'waiting', jobId: job.id } : { event: 'waiting', jobId: job.id, prev },
+      );
   }
 
   private makeDelayed(queue: QueueState, job: Job, dueAt: number): void {
     queue.place(job, StateCode.Delayed, dueAt);
-    this.emit(queue.name, { event: 'delayed', jobId: job.id, delay: dueAt });
+    if (this.eventHook !== undefined)
+      this.emit(queue.name, { event: 'delayed', jobId: job.id, delay: dueAt });
   }
 
   private applyConfig(reader: RecordReader): null {
@@ -1068,7 +1079,7 @@ export class Queues implements StateMachine, Snapshottable {
     for (let i = 0; i < count; i++) {
       const job = jobs[i] as Job;
       queue.jobs.insert(job);
-      this.emit(name, { event: 'added', jobId: job.id, name: job.name });
+      if (this.eventHook !== undefined) this.emit(name, { event: 'added', jobId: job.id, name: job.name });
       job.delay = job.opts.delay;
       if (job.opts.delay > 0) this.makeDelayed(queue, job, job.timestamp + job.opts.delay);
       else this.makeReady(queue, job, undefined);
@@ -1132,10 +1143,10 @@ export class Queues implements StateMachine, Snapshottable {
       if (consumer !== '') job.mutableExtra().processedBy = consumer;
       else if (job.extra !== null) job.extra.processedBy = '';
       queue.place(job, StateCode.Active, leaseUntil);
-      this.emit(queue.name, { event: 'active', jobId: job.id, prev });
+      if (this.eventHook !== undefined) this.emit(queue.name, { event: 'active', jobId: job.id, prev });
       if (leased !== null) leased[i] = { job: job.toJson(), token: job.token, leaseUntil };
     }
-    if (queue.ready() === 0) this.emit(queue.name, { event: 'drained' });
+    if (this.eventHook !== undefined && queue.ready() === 0) this.emit(queue.name, { event: 'drained' });
     return leased;
   }
 
@@ -1162,7 +1173,8 @@ export class Queues implements StateMachine, Snapshottable {
     job.finishedOn = nowMs;
     if (returnvalue !== 'null' || job.extra !== null) job.mutableExtra().returnvalue = returnvalue;
     queue.place(job, StateCode.Completed, nowMs);
-    this.emit(queue.name, { event: 'completed', jobId: job.id, returnvalue, prev: 'active' });
+    if (this.eventHook !== undefined)
+      this.emit(queue.name, { event: 'completed', jobId: job.id, returnvalue, prev: 'active' });
     this.retain(
       queue,
       job,
@@ -1203,7 +1215,7 @@ export class Queues implements StateMachine, Snapshottable {
     job.token = 0;
     if (expired) {
       job.stalledCounter++;
-      this.emit(queue.name, { event: 'stalled', jobId: job.id });
+      if (this.eventHook !== undefined) this.emit(queue.name, { event: 'stalled', jobId: job.id });
     }
     const extra = job.mutableExtra();
     extra.failedReason = failedReason;
@@ -1218,9 +1230,11 @@ export class Queues implements StateMachine, Snapshottable {
       return null;
     }
     const exhausted = job.attemptsMade >= attempts;
-    this.emit(queue.name, { event: 'failed', jobId: job.id, failedReason, prev: 'active' });
+    if (this.eventHook !== undefined)
+      this.emit(queue.name, { event: 'failed', jobId: job.id, failedReason, prev: 'active' });
     if (exhausted)
-      this.emit(queue.name, { event: 'retries-exhausted', jobId: job.id, attemptsMade: job.attemptsMade });
+      if (this.eventHook !== undefined)
+        this.emit(queue.name, { event: 'retries-exhausted', jobId: job.id, attemptsMade: job.attemptsMade });
     if (outcome === 'fail') {
       job.finishedOn = nowMs;
       queue.place(job, StateCode.Failed, nowMs);
@@ -1249,7 +1263,8 @@ export class Queues implements StateMachine, Snapshottable {
     };
     deadLetters.idCounter = Number(deadLetterId);
     deadLetters.jobs.insert(moved);
-    this.emit(deadLetters.name, { event: 'added', jobId: moved.id, name: moved.name });
+    if (this.eventHook !== undefined)
+      this.emit(deadLetters.name, { event: 'added', jobId: moved.id, name: moved.name });
     this.makeReady(deadLetters, moved, undefined);
     return null;
   }
@@ -1302,7 +1317,8 @@ export class Queues implements StateMachine, Snapshottable {
     reader.end();
     const value = checkJsonText(reader, progress, 'progress');
     job.mutableExtra().progress = progress;
-    this.emit(queue.name, { event: 'progress', jobId: job.id, data: value as JobJson['progress'] });
+    if (this.eventHook !== undefined)
+      this.emit(queue.name, { event: 'progress', jobId: job.id, data: value as JobJson['progress'] });
     return null;
   }
 
@@ -1311,7 +1327,7 @@ export class Queues implements StateMachine, Snapshottable {
     reader.end();
     const queue = this.createQueue(name);
     queue.paused = paused;
-    this.emit(name, paused ? { event: 'paused' } : { event: 'resumed' });
+    if (this.eventHook !== undefined) this.emit(name, paused ? { event: 'paused' } : { event: 'resumed' });
     return null;
   }
 
@@ -1327,7 +1343,7 @@ export class Queues implements StateMachine, Snapshottable {
       }
       set.clear();
     }
-    this.emit(queue.name, { event: 'drained' });
+    if (this.eventHook !== undefined) this.emit(queue.name, { event: 'drained' });
     return removed;
   }
 
@@ -1352,7 +1368,7 @@ export class Queues implements StateMachine, Snapshottable {
       else if (finished) break; // finished sets are ordered by finish time
     }
     for (const job of chosen) queue.remove(job);
-    this.emit(queue.name, { event: 'cleaned', count: chosen.length });
+    if (this.eventHook !== undefined) this.emit(queue.name, { event: 'cleaned', count: chosen.length });
     return chosen.map((job) => job.id);
   }
 
@@ -1452,7 +1468,7 @@ export class Queues implements StateMachine, Snapshottable {
     if (job.state === StateCode.Active) throw reader.fail('an active job cannot be removed');
     const prev = STATE_NAMES[job.state] as JobState;
     queue.remove(job);
-    this.emit(queue.name, { event: 'removed', jobId: job.id, prev });
+    if (this.eventHook !== undefined) this.emit(queue.name, { event: 'removed', jobId: job.id, prev });
     return null;
   }
 
@@ -1483,13 +1499,13 @@ export class Queues implements StateMachine, Snapshottable {
     for (const { job, target, id } of moves) {
       const prev = STATE_NAMES[job.state] as JobState;
       queue.remove(job);
-      this.emit(queue.name, { event: 'removed', jobId: job.id, prev });
+      if (this.eventHook !== undefined) this.emit(queue.name, { event: 'removed', jobId: job.id, prev });
       const destination = this.createQueue(target);
       const auto = allDigits(id);
       if (auto && Number(id) > destination.idCounter) destination.idCounter = Number(id);
       const fresh = new Job(id, job.name, job.opts, job.data, nowMs);
       destination.jobs.insert(fresh);
-      this.emit(target, { event: 'added', jobId: id, name: fresh.name });
+      if (this.eventHook !== undefined) this.emit(target, { event: 'added', jobId: id, name: fresh.name });
       fresh.delay = 0;
       this.makeReady(destination, fresh, undefined);
     }

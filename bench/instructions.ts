@@ -1,0 +1,95 @@
+/**
+ * Instructions per queue cycle, counted by valgrind's callgrind: the one measure on this
+ * machine that does not move with its speed of the moment (wall-clock rates move 2x between
+ * hours here; the queue-core bench's ratios only partly cancel that). Each workload runs
+ * under `node --predictable` (no concurrent compilation or GC threads: the same instructions
+ * every run) at two cycle counts, and the difference over the extra cycles is reported, so
+ * start-up, module loading and warm-up cancel out.
+ *
+ * Workloads (bench/instructions/*.mjs, against dist/):
+ *  - core-cycle: add -> lease -> ack through Queues.execute, synchronously (the queue core:
+ *    validation, decisions, records, apply);
+ *  - writer-cycle: the AOF writer encoding those three records, 50 cycles a batch.
+ * The node's own cycle (with its timers, the everysec fsync thread and the clock) is not
+ * deterministic under valgrind (±3 % between runs) and is not counted here.
+ *
+ * Run: npm run bench:instructions   (needs valgrind: `apt-get install valgrind`); BENCH_DIST=<dir>
+ * counts another build instead of dist/.
+ * Writes bench/results/instructions-<time>.json.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..');
+// BENCH_DIST points at another build (an older commit's tsc output) to compare two.
+const DIST = process.env.BENCH_DIST ?? join(ROOT, 'dist');
+const WORKLOADS: Array<{ name: string; file: string; low: number; high: number }> = [
+  { name: 'core-cycle', file: 'core-cycle.mjs', low: 40_000, high: 120_000 },
+  { name: 'writer-cycle', file: 'writer-cycle.mjs', low: 50_000, high: 150_000 },
+];
+
+function valgrindVersion(): string {
+  try {
+    return execFileSync('valgrind', ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('valgrind is not installed (apt-get install valgrind)');
+  }
+}
+
+/** Total instructions (callgrind's "I refs") of one run of `file` with `count` cycles. */
+function countInstructions(file: string, count: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'valgrind',
+      [
+        '--tool=callgrind',
+        '--callgrind-out-file=/dev/null',
+        process.execPath,
+        '--predictable',
+        join(import.meta.dirname, 'instructions', file),
+        DIST,
+        String(count),
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const refs = /I\s+refs:\s+([\d,]+)/.exec(stderr);
+      if (code !== 0 || refs?.[1] === undefined) {
+        reject(new Error(`valgrind ${file} ${count} exited ${code}: ${stderr.slice(-2000)}`));
+        return;
+      }
+      resolve(Number(refs[1].replaceAll(',', '')));
+    });
+  });
+}
+
+const version = valgrindVersion();
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  node: process.version,
+  valgrind: version,
+  dist: DIST,
+};
+const rows: Record<string, number> = {};
+for (const { name, file, low, high } of WORKLOADS) {
+  // The two counts run side by side: one core each.
+  const [a, b] = await Promise.all([countInstructions(file, low), countInstructions(file, high)]);
+  rows[name] = Math.round((b - a) / (high - low));
+  console.log(`${name.padEnd(14)} ${rows[name]} instructions per cycle (${high} - ${low} cycles)`);
+}
+results.instructionsPerCycle = rows;
+mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+const out = join(
+  ROOT,
+  'bench',
+  'results',
+  `instructions-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+);
+writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+console.log(`wrote ${out}`);

@@ -118,8 +118,10 @@ export function autoIdText(n: number): string {
 const QUEUE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A Q.ADD record holds, per job: id, name, opts, data, timestamp (after the queue name and the count). */
 const ADD_ARGS_PER_JOB = 5;
-/** Holds a record's first place, the command's, until commitRecord fills it. */
-const COMMAND_SLOT: RecordArg = 0;
+/** The hot paths' command Buffers, looked up once (commitRecord's callers put them first). */
+const Q_ADD = commandBytes('Q.ADD');
+const Q_LEASE = commandBytes('Q.LEASE');
+const Q_ACK = commandBytes('Q.ACK');
 type Outcome = 'retry' | 'fail' | 'dead';
 const READ_OPS: ReadonlySet<string> = new Set(['getJob', 'listJobs', 'getJobCounts', 'getConfig']);
 
@@ -390,17 +392,17 @@ export class Queues implements StateMachine, Snapshottable {
   /** Builds the record for `args`, applies it through the same apply code as replay, and logs it. */
   private commit(records: RecordSink, command: Command, args: ReadonlyArray<string | number>): unknown {
     const record = new Array<RecordArg>(args.length + 1);
+    record[0] = commandBytes(command);
     for (let i = 0; i < args.length; i++) record[i + 1] = args[i] as string | number;
     return this.commitRecord(records, command, record);
   }
 
   /**
-   * The hot paths build their record in place: `record[0]` is left for the command, the
-   * arguments follow (the queue name first, as text). The record is applied through the same
-   * apply code as replay, then logged.
+   * The hot paths build their record in place: `record[0]` is the command's Buffer
+   * (commandBytes(command)), the arguments follow (the queue name first, as text). The record is
+   * applied through the same apply code as replay, then logged.
    */
   private commitRecord(records: RecordSink, command: Command, record: RecordArg[]): unknown {
-    record[0] = commandBytes(command);
     // Set only while a record applies: a command issued from inside apply (an event listener's)
     // would clobber the shared reader.
     assert(!this.trusted, 'apply never nests');
@@ -472,8 +474,8 @@ export class Queues implements StateMachine, Snapshottable {
         this.checkSize(queue, returnvalue);
         const record: RecordArg[] =
           returnvalue === 'null'
-            ? [COMMAND_SLOT, queue.name, job.id, job.token, nowMs]
-            : [COMMAND_SLOT, queue.name, job.id, job.token, nowMs, returnvalue];
+            ? [Q_ACK, queue.name, job.id, job.token, nowMs]
+            : [Q_ACK, queue.name, job.id, job.token, nowMs, returnvalue];
         this.commitRecord(records, 'Q.ACK', record);
         return { id: job.id };
       }
@@ -630,9 +632,10 @@ export class Queues implements StateMachine, Snapshottable {
     }
     // Both arrays are made at their final size (pushes onto empty arrays grew them: 4 allocations
     // a job); duplicates leave the tail of the record unused, cut off below. record[0] is the
-    // command's, filled by commitRecord.
+    // command's.
     const inputs = request.jobs;
     const record = new Array<RecordArg>(3 + ADD_ARGS_PER_JOB * inputs.length);
+    record[0] = Q_ADD;
     record[1] = name;
     record[2] = 0;
     const results = new Array<{ id: string; duplicate: boolean }>(inputs.length);
@@ -723,8 +726,8 @@ export class Queues implements StateMachine, Snapshottable {
     if (granted === 0) return { jobs: [], rateLimitedUntil, paused: false };
     const record: RecordArg[] =
       consumer === ''
-        ? [COMMAND_SLOT, name, nowMs, nowMs + leaseMs, queue.tokenCounter + 1, granted]
-        : [COMMAND_SLOT, name, nowMs, nowMs + leaseMs, queue.tokenCounter + 1, granted, consumer];
+        ? [Q_LEASE, name, nowMs, nowMs + leaseMs, queue.tokenCounter + 1, granted]
+        : [Q_LEASE, name, nowMs, nowMs + leaseMs, queue.tokenCounter + 1, granted, consumer];
     const jobs = this.commitRecord(records, 'Q.LEASE', record) as LeasedJob[];
     return { jobs, rateLimitedUntil, paused: false };
   }

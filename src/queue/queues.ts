@@ -978,9 +978,13 @@ export class Queues implements StateMachine, Snapshottable {
   }
 
   private readQueue(reader: RecordReader): QueueState {
-    const name = this.readQueueName(reader);
+    // One lookup: a queue that exists had its name checked when it was made.
+    const name = reader.string('queue', LIMITS.queueNameMaxBytes);
     const queue = this.queues.get(name);
-    if (queue === undefined) throw reader.fail(`queue '${name}' does not exist`);
+    if (queue === undefined) {
+      if (!QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
+      throw reader.fail(`queue '${name}' does not exist`);
+    }
     // The record may pause it, drain it, obliterate it or restore its counters: all move its deadline.
     queue.markDirty();
     return queue;
@@ -1048,10 +1052,12 @@ export class Queues implements StateMachine, Snapshottable {
   }
 
   private applyAdd(reader: RecordReader): null {
-    const name = this.readQueueName(reader);
+    // One lookup for the name's check and the queue (a queue that exists had its name checked).
+    const name = reader.string('queue', LIMITS.queueNameMaxBytes);
+    const existing = this.queues.get(name);
+    if (existing === undefined && !QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
     const count = reader.uint('count', LIMITS.jobsPerBulk);
     if (count === 0) throw reader.fail('no jobs');
-    const existing = this.queues.get(name);
     let idCounter = existing?.idCounter ?? 0;
     // Duplicates within the record: a Set only for a bulk (one job cannot repeat itself).
     const seen = count > 1 ? new Set<string>() : null;
@@ -1077,7 +1083,9 @@ export class Queues implements StateMachine, Snapshottable {
       jobs[i] = new Job(id, this.names.get(jobName), opts, data, timestamp);
     }
     reader.end();
-    const queue = this.createQueue(name);
+    let queue = existing;
+    if (queue === undefined) queue = this.createQueue(name);
+    else queue.markDirty();
     queue.idCounter = idCounter;
     for (let i = 0; i < count; i++) {
       const job = jobs[i] as Job;

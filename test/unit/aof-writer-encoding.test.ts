@@ -3,7 +3,8 @@
  * file: any records (binary, empty, UTF-8, large), appended over any number of
  * turns, with any batch cap, arena chunk size and short writes, read back by
  * the loader's scanner as exactly those records with consecutive LSNs from the
- * header's, every batch's CRC and count verified.
+ * header's, every batch's CRC and count verified, and no batch of several
+ * records over the cap.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -176,6 +177,16 @@ describe('AofWriter encoding (property)', () => {
           }
           // Never more batches than turns plus the cuts the cap forces.
           expect(result.batches).toBeGreaterThanOrEqual(turns.length);
+          // The cap: a batch's records stay within maxBatchBytes, unless one record alone is larger.
+          const annotations = [
+            ...file.bytes
+              .toString('latin1')
+              .matchAll(/(?:^|\n)#aofq b lsn=\d+ n=(\d+) len=(\d+) crc=[0-9a-f]{8} ms=\d+\r\n/g),
+          ];
+          expect(annotations).toHaveLength(result.batches);
+          for (const [, count, len] of annotations) {
+            if (Number(count) > 1) expect(Number(len)).toBeLessThanOrEqual(maxBatchBytes);
+          }
         },
       ),
       { numRuns: 60 },

@@ -1,32 +1,8 @@
-/**
- * The node's deadline timer over the real AOF and the system clock: a queue
- * whose rate-limit window is full, with ready jobs and no consumer, does not
- * spin the timer (it once re-armed a 0 ms timer until someone leased), and a
- * long poll on it is answered when the window reopens, not at its timeout.
- * Many idle queues with deadlines do not slow the timer's bookkeeping down:
- * each write looks at its own queue only.
- */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_AOF_CONFIG } from '../../src/aof/config.js';
-import { AofqNode } from '../../src/node/node.js';
+import { describe, expect, it } from 'vitest';
+import type { AofqNode } from '../../src/node/node.js';
+import { openTempNode } from '../helpers/node.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
-async function openNode(): Promise<AofqNode> {
-  const dir = await mkdtemp(join(tmpdir(), 'aofq-deadline-'));
-  const node = await AofqNode.open({ ...DEFAULT_AOF_CONFIG, dir, appendfsync: 'everysec' });
-  cleanups.push(async () => {
-    await node.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  return node;
-}
+const openNode = (): Promise<AofqNode> => openTempNode('deadline');
 
 /** Counts the queue timer runs of a node (onDeadline ticks) from now on. */
 function countTicks(node: AofqNode): () => number {

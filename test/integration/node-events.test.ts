@@ -9,25 +9,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { DEFAULT_AOF_CONFIG } from '../../src/aof/config.js';
 import { AofqNode, type NodeOptions } from '../../src/node/node.js';
 import type { QueueEvent } from '../../src/queue/index.js';
+import { openTempNode } from '../helpers/node.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
-async function openNode(options: NodeOptions = {}): Promise<AofqNode> {
-  const dir = await mkdtemp(join(tmpdir(), 'aofq-events-'));
-  const node = await AofqNode.open({ ...DEFAULT_AOF_CONFIG, dir, appendfsync: 'everysec' }, options);
-  cleanups.push(async () => {
-    await node.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  return node;
-}
+const openNode = (options: NodeOptions = {}): Promise<AofqNode> => openTempNode('events', options);
 
 /** Adds one job once the long poll is waiting (the poll's first lease found nothing). */
 async function addWhenPolling(node: AofqNode, queue: string, name: string): Promise<void> {
@@ -73,7 +61,7 @@ describe('queue events on demand', () => {
 
   it('NodeOptions.onQueueEvent receives live events, not those replayed at open', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'aofq-events-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const first = await AofqNode.open({ ...DEFAULT_AOF_CONFIG, dir, appendfsync: 'everysec' });
     await first.queue({ op: 'add', queue: 'q', jobs: [{ name: 'old' }] });
     await first.close();

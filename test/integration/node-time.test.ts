@@ -1,33 +1,10 @@
-/**
- * The leader's time over the real AOF: with the system clock the node reads
- * the time once per burst of work (one run of synchronous code and its
- * microtasks) and every command of the burst gets that millisecond, as Redis
- * caches its time per event-loop iteration; the next burst reads the clock
- * again. An injected clock is read for every command.
- */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_AOF_CONFIG } from '../../src/aof/config.js';
-import { AofqNode, type NodeOptions } from '../../src/node/node.js';
+import { describe, expect, it } from 'vitest';
+import type { AofqNode, NodeOptions } from '../../src/node/node.js';
 import { ManualClock } from '../../src/util/clock.js';
+import { openTempNode } from '../helpers/node.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
-async function openNode(options: NodeOptions = {}): Promise<AofqNode> {
-  const dir = await mkdtemp(join(tmpdir(), 'aofq-time-'));
-  const node = await AofqNode.open({ ...DEFAULT_AOF_CONFIG, dir, appendfsync: 'everysec' }, options);
-  cleanups.push(async () => {
-    await node.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  return node;
-}
+const openNode = (options: NodeOptions = {}): Promise<AofqNode> => openTempNode('time', options);
 
 /** Spins until the wall clock has moved on by `ms` (the point is a burst longer than a millisecond). */
 function spin(ms: number): void {

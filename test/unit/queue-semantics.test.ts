@@ -13,6 +13,7 @@ import {
   Queues,
   recordToBytes,
 } from '../../src/queue/index.js';
+import { AssertionError } from '../../src/util/assert.js';
 
 const START = 1_700_000_000_000;
 
@@ -790,4 +791,25 @@ describe('bad input: coded errors and no partial state', () => {
       expect(h.events.length).toBe(eventsBefore);
     });
   }
+});
+
+describe('event listeners', () => {
+  it('a command issued from inside apply (a listener) is refused by an assertion, not applied', () => {
+    let queues: Queues;
+    let nested: unknown = null;
+    queues = new Queues({
+      onEvent: (_queue, event) => {
+        if (event.event !== 'added') return;
+        try {
+          queues.execute({ op: 'add', queue: 'other', jobs: [{ name: 'inner' }] }, { nowMs: 1 });
+        } catch (err) {
+          nested = err;
+        }
+      },
+    });
+    queues.execute({ op: 'add', queue: 'q', jobs: [{ name: 'outer' }] }, { nowMs: 1 });
+    expect(nested).toBeInstanceOf(AssertionError);
+    expect((nested as Error).message).toBe('apply never nests');
+    expect(queues.listQueues()).toEqual(['q']);
+  });
 });

@@ -314,17 +314,12 @@ function writeNumberArg(buf: Buffer, p: number, n: number): number {
  * `buf.utf8Write(text, offset, maxBytes)`: the method that Buffer#write calls once it has
  * checked and normalized its arguments (two validateOffset calls and an encoding switch, which
  * took more of the queue cycle than the native write itself). Not in Node's documentation but
- * on Buffer.prototype since its first releases; where it is missing, Buffer#write is used.
+ * on Buffer.prototype in every release this project supports (Node >= 20); checked at load.
  * The writer's offsets are in range by construction (reserve() made the room).
  */
 type Utf8Write = (this: Buffer, text: string, offset: number, maxBytes: number) => number;
-const nativeUtf8Write = (Buffer.prototype as unknown as { utf8Write?: Utf8Write }).utf8Write;
-const utf8Write: Utf8Write =
-  typeof nativeUtf8Write === 'function'
-    ? nativeUtf8Write
-    : function (this: Buffer, text: string, offset: number, maxBytes: number): number {
-        return this.write(text, offset, maxBytes, 'utf8');
-      };
+const utf8Write = (Buffer.prototype as unknown as { utf8Write?: Utf8Write }).utf8Write as Utf8Write;
+assert(typeof utf8Write === 'function', 'Buffer.prototype.utf8Write exists (Node >= 20)');
 
 /** A string argument as UTF-8; returns the position after its content (before the final CRLF). */
 function writeStringArg(buf: Buffer, p: number, text: string): number {

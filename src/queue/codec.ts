@@ -42,19 +42,16 @@ export function isCommand(name: string): name is Command {
   return COMMAND_SET.has(name);
 }
 
-const COMMAND_BYTES: ReadonlyMap<string, Buffer> = new Map(
-  COMMANDS.map((name) => [name, Buffer.from(name, 'latin1')]),
-);
-
-/** The same Buffers by name, as an object: a property load is cheaper than Map.get on the live path. */
-const COMMAND_BYTES_BY_NAME: Readonly<Record<Command, Buffer>> = Object.freeze(
-  Object.fromEntries(COMMAND_BYTES) as Record<Command, Buffer>,
+/** Each command's name as one shared Buffer (an object: a property load is cheaper than Map.get). */
+const COMMAND_BYTES: Readonly<Record<Command, Buffer>> = Object.freeze(
+  Object.fromEntries(COMMANDS.map((name) => [name, Buffer.from(name, 'latin1')])) as Record<Command, Buffer>,
 );
 
 /** A command's name as the shared Buffer that records begin with (read-only: the AOF writer copies it). */
 export function commandBytes(command: Command): Buffer {
-  return COMMAND_BYTES_BY_NAME[command];
+  return COMMAND_BYTES[command];
 }
+
 const QUEUE_NAME_BYTES = new Map<string, Buffer>();
 const QUEUE_NAME_BYTES_MAX = 10_000;
 
@@ -66,7 +63,7 @@ const QUEUE_NAME_BYTES_MAX = 10_000;
  */
 export function buildRecord(command: Command, args: ReadonlyArray<string | number>): RecordArg[] {
   const record = new Array<RecordArg>(args.length + 1);
-  record[0] = COMMAND_BYTES.get(command) as Buffer;
+  record[0] = commandBytes(command);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string | number;
     if (i === 0 && typeof arg === 'string') {

@@ -154,8 +154,10 @@ export class Queues implements StateMachine, Snapshottable {
   private readonly names = new Interner<string>((name) => name, 10_000);
   private readonly optionTable = new Interner<JobOptions>((json) => new JobOptions(json), 4096);
   /**
-   * Where events go; undefined while nobody listens, and then apply builds none (every emit
-   * site checks first: an event is an object, and a queue cycle makes five).
+   * Where events go; undefined while nobody listens, and then apply builds none: every site
+   * checks it before it builds the event (an event is an object, and a queue cycle makes five).
+   * Not `this.eventHook?.(queue, {...})`: on Node 20 that costs 1.5 % more of the core cycle
+   * (17,727 against 17,478 instructions, npm run bench:instructions).
    */
   private eventHook: ((queue: string, event: QueueEvent) => void) | undefined;
   private readonly random: () => number;
@@ -914,10 +916,6 @@ export class Queues implements StateMachine, Snapshottable {
 
   // ---------------------------------------------------------------- apply (leader and replay)
 
-  private emit(queue: string, event: QueueEvent): void {
-    if (this.eventHook !== undefined) this.eventHook(queue, event);
-  }
-
   /** Turns event delivery on (a hook) or off (undefined). The node turns it on only while someone listens. */
   setEventHook(hook: ((queue: string, event: QueueEvent) => void) | undefined): void {
     this.eventHook = hook;
@@ -973,7 +971,7 @@ export class Queues implements StateMachine, Snapshottable {
 
   private readQueueName(reader: RecordReader): string {
     const name = reader.string('queue', LIMITS.queueNameMaxBytes);
-    if (!this.queues.has(name) && !QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
+    checkRecordQueueName(reader, name, this.queues.has(name));
     return name;
   }
 
@@ -982,7 +980,7 @@ export class Queues implements StateMachine, Snapshottable {
     const name = reader.string('queue', LIMITS.queueNameMaxBytes);
     const queue = this.queues.get(name);
     if (queue === undefined) {
-      if (!QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
+      checkRecordQueueName(reader, name, false);
       throw reader.fail(`queue '${name}' does not exist`);
     }
     // The record may pause it, drain it, obliterate it or restore its counters: all move its deadline.
@@ -1028,7 +1026,7 @@ export class Queues implements StateMachine, Snapshottable {
       queue.place(job, StateCode.Waiting, 0, queue.lifoCounter);
     } else queue.place(job, StateCode.Waiting, 0);
     if (this.eventHook !== undefined)
-      this.emit(
+      this.eventHook(
         queue.name,
         prev === undefined ? { event: 'waiting', jobId: job.id } : { event: 'waiting', jobId: job.id, prev },
       );
@@ -1037,7 +1035,7 @@ export class Queues implements StateMachine, Snapshottable {
   private makeDelayed(queue: QueueState, job: Job, dueAt: number): void {
     queue.place(job, StateCode.Delayed, dueAt);
     if (this.eventHook !== undefined)
-      this.emit(queue.name, { event: 'delayed', jobId: job.id, delay: dueAt });
+      this.eventHook(queue.name, { event: 'delayed', jobId: job.id, delay: dueAt });
   }
 
   private applyConfig(reader: RecordReader): null {
@@ -1055,7 +1053,7 @@ export class Queues implements StateMachine, Snapshottable {
     // One lookup for the name's check and the queue (a queue that exists had its name checked).
     const name = reader.string('queue', LIMITS.queueNameMaxBytes);
     const existing = this.queues.get(name);
-    if (existing === undefined && !QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
+    checkRecordQueueName(reader, name, existing !== undefined);
     const count = reader.uint('count', LIMITS.jobsPerBulk);
     if (count === 0) throw reader.fail('no jobs');
     let idCounter = existing?.idCounter ?? 0;
@@ -1090,7 +1088,8 @@ export class Queues implements StateMachine, Snapshottable {
     for (let i = 0; i < count; i++) {
       const job = jobs[i] as Job;
       queue.jobs.insert(job);
-      if (this.eventHook !== undefined) this.emit(name, { event: 'added', jobId: job.id, name: job.name });
+      if (this.eventHook !== undefined)
+        this.eventHook(name, { event: 'added', jobId: job.id, name: job.name });
       job.delay = job.opts.delay;
       if (job.opts.delay > 0) this.makeDelayed(queue, job, job.timestamp + job.opts.delay);
       else this.makeReady(queue, job, undefined);
@@ -1154,10 +1153,10 @@ export class Queues implements StateMachine, Snapshottable {
       if (consumer !== '') job.mutableExtra().processedBy = consumer;
       else if (job.extra !== null) job.extra.processedBy = '';
       queue.place(job, StateCode.Active, leaseUntil);
-      if (this.eventHook !== undefined) this.emit(queue.name, { event: 'active', jobId: job.id, prev });
+      if (this.eventHook !== undefined) this.eventHook(queue.name, { event: 'active', jobId: job.id, prev });
       if (leased !== null) leased[i] = { job: job.toJson(), token: job.token, leaseUntil };
     }
-    if (this.eventHook !== undefined && queue.ready() === 0) this.emit(queue.name, { event: 'drained' });
+    if (this.eventHook !== undefined && queue.ready() === 0) this.eventHook(queue.name, { event: 'drained' });
     return leased;
   }
 
@@ -1185,7 +1184,7 @@ export class Queues implements StateMachine, Snapshottable {
     if (returnvalue !== 'null' || job.extra !== null) job.mutableExtra().returnvalue = returnvalue;
     queue.place(job, StateCode.Completed, nowMs);
     if (this.eventHook !== undefined)
-      this.emit(queue.name, { event: 'completed', jobId: job.id, returnvalue, prev: 'active' });
+      this.eventHook(queue.name, { event: 'completed', jobId: job.id, returnvalue, prev: 'active' });
     this.retain(
       queue,
       job,
@@ -1226,7 +1225,7 @@ export class Queues implements StateMachine, Snapshottable {
     job.token = 0;
     if (expired) {
       job.stalledCounter++;
-      if (this.eventHook !== undefined) this.emit(queue.name, { event: 'stalled', jobId: job.id });
+      if (this.eventHook !== undefined) this.eventHook(queue.name, { event: 'stalled', jobId: job.id });
     }
     const extra = job.mutableExtra();
     extra.failedReason = failedReason;
@@ -1242,10 +1241,14 @@ export class Queues implements StateMachine, Snapshottable {
     }
     const exhausted = job.attemptsMade >= attempts;
     if (this.eventHook !== undefined)
-      this.emit(queue.name, { event: 'failed', jobId: job.id, failedReason, prev: 'active' });
+      this.eventHook(queue.name, { event: 'failed', jobId: job.id, failedReason, prev: 'active' });
     if (exhausted)
       if (this.eventHook !== undefined)
-        this.emit(queue.name, { event: 'retries-exhausted', jobId: job.id, attemptsMade: job.attemptsMade });
+        this.eventHook(queue.name, {
+          event: 'retries-exhausted',
+          jobId: job.id,
+          attemptsMade: job.attemptsMade,
+        });
     if (outcome === 'fail') {
       job.finishedOn = nowMs;
       queue.place(job, StateCode.Failed, nowMs);
@@ -1275,7 +1278,7 @@ export class Queues implements StateMachine, Snapshottable {
     deadLetters.idCounter = Number(deadLetterId);
     deadLetters.jobs.insert(moved);
     if (this.eventHook !== undefined)
-      this.emit(deadLetters.name, { event: 'added', jobId: moved.id, name: moved.name });
+      this.eventHook(deadLetters.name, { event: 'added', jobId: moved.id, name: moved.name });
     this.makeReady(deadLetters, moved, undefined);
     return null;
   }
@@ -1329,7 +1332,7 @@ export class Queues implements StateMachine, Snapshottable {
     const value = checkJsonText(reader, progress, 'progress');
     job.mutableExtra().progress = progress;
     if (this.eventHook !== undefined)
-      this.emit(queue.name, { event: 'progress', jobId: job.id, data: value as JobJson['progress'] });
+      this.eventHook(queue.name, { event: 'progress', jobId: job.id, data: value as JobJson['progress'] });
     return null;
   }
 
@@ -1338,7 +1341,8 @@ export class Queues implements StateMachine, Snapshottable {
     reader.end();
     const queue = this.createQueue(name);
     queue.paused = paused;
-    if (this.eventHook !== undefined) this.emit(name, paused ? { event: 'paused' } : { event: 'resumed' });
+    if (this.eventHook !== undefined)
+      this.eventHook(name, paused ? { event: 'paused' } : { event: 'resumed' });
     return null;
   }
 
@@ -1354,7 +1358,7 @@ export class Queues implements StateMachine, Snapshottable {
       }
       set.clear();
     }
-    if (this.eventHook !== undefined) this.emit(queue.name, { event: 'drained' });
+    if (this.eventHook !== undefined) this.eventHook(queue.name, { event: 'drained' });
     return removed;
   }
 
@@ -1379,7 +1383,7 @@ export class Queues implements StateMachine, Snapshottable {
       else if (finished) break; // finished sets are ordered by finish time
     }
     for (const job of chosen) queue.remove(job);
-    if (this.eventHook !== undefined) this.emit(queue.name, { event: 'cleaned', count: chosen.length });
+    if (this.eventHook !== undefined) this.eventHook(queue.name, { event: 'cleaned', count: chosen.length });
     return chosen.map((job) => job.id);
   }
 
@@ -1479,7 +1483,7 @@ export class Queues implements StateMachine, Snapshottable {
     if (job.state === StateCode.Active) throw reader.fail('an active job cannot be removed');
     const prev = STATE_NAMES[job.state] as JobState;
     queue.remove(job);
-    if (this.eventHook !== undefined) this.emit(queue.name, { event: 'removed', jobId: job.id, prev });
+    if (this.eventHook !== undefined) this.eventHook(queue.name, { event: 'removed', jobId: job.id, prev });
     return null;
   }
 
@@ -1510,13 +1514,14 @@ export class Queues implements StateMachine, Snapshottable {
     for (const { job, target, id } of moves) {
       const prev = STATE_NAMES[job.state] as JobState;
       queue.remove(job);
-      if (this.eventHook !== undefined) this.emit(queue.name, { event: 'removed', jobId: job.id, prev });
+      if (this.eventHook !== undefined) this.eventHook(queue.name, { event: 'removed', jobId: job.id, prev });
       const destination = this.createQueue(target);
       const auto = allDigits(id);
       if (auto && Number(id) > destination.idCounter) destination.idCounter = Number(id);
       const fresh = new Job(id, job.name, job.opts, job.data, nowMs);
       destination.jobs.insert(fresh);
-      if (this.eventHook !== undefined) this.emit(target, { event: 'added', jobId: id, name: fresh.name });
+      if (this.eventHook !== undefined)
+        this.eventHook(target, { event: 'added', jobId: id, name: fresh.name });
       fresh.delay = 0;
       this.makeReady(destination, fresh, undefined);
     }
@@ -1603,6 +1608,11 @@ function windowAllowance(
     allowed: Math.max(0, limiter.max - queue.windowCount),
     reopensAt: queue.windowStart + limiter.duration,
   };
+}
+
+/** A record's queue name: one that names an existing queue was checked when the queue was made. */
+function checkRecordQueueName(reader: RecordReader, name: string, exists: boolean): void {
+  if (!exists && !QUEUE_NAME.test(name)) throw reader.fail('bad queue name');
 }
 
 function checkStateName(state: unknown): JobState {

@@ -96,8 +96,31 @@ describe('JobTable', () => {
 
 describe('autoIdText', () => {
   it('is String(n) for every positive safe integer', () => {
-    for (const n of [1, 9, 10, 99, 100, 12_345, 9_999_999, 10_000_000, 99_999_999, 100_000_000, 2 ** 53 - 1])
+    for (const n of [
+      1,
+      9,
+      10,
+      99,
+      100,
+      999,
+      1000,
+      1001,
+      12_345,
+      9_999_999,
+      10_000_000,
+      99_999_999,
+      100_000_000,
+      99_999_999_999,
+      100_000_000_000,
+      2 ** 53 - 1,
+    ])
       expect(autoIdText(n)).toBe(String(n));
+    // Runs across thousands, and two queues' runs interleaved: the text of the thousands is reused.
+    for (let n = 1; n < 30_000; n++) expect(autoIdText(n)).toBe(String(n));
+    for (let n = 1_234_500; n < 1_237_000; n++) {
+      expect(autoIdText(n)).toBe(String(n));
+      expect(autoIdText(n + 5_000_000)).toBe(String(n + 5_000_000));
+    }
     fc.assert(
       fc.property(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), (n) => autoIdText(n) === String(n)),
     );

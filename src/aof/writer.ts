@@ -330,11 +330,16 @@ function writeLongNumberArg(view: DataView, p: number, n: number): number {
 
 /** A number argument is its decimal text: digits for a non-negative safe integer, else String(n). */
 function writeNumberArg(buf: Buffer, view: DataView, p: number, n: number): number {
-  if (Number.isSafeInteger(n) && n >= 0) {
-    if (n >= 1e9) return writeLongNumberArg(view, p, n);
-    p = writeArgHeader(view, p, decimalDigits(n));
-    return writeDecimal(view, p, n);
+  if (n >= 0 && n < 1e9 && Math.floor(n) === n) {
+    // The common case (counts, tokens, ids, lengths): at most nine digits, so `$<d>\r\n` is one store.
+    const x = n | 0;
+    const digits = digits32(x);
+    view.setUint32(p, 0x24 | ((48 + digits) << 8) | (CRLF16 << 16), true);
+    const end = p + 4 + digits;
+    writeDigitsBackward(view, end, x);
+    return end;
   }
+  if (Number.isSafeInteger(n) && n >= 0) return writeLongNumberArg(view, p, n);
   const text = String(n); // ASCII: digits, '-', '.', 'e', '+', "NaN", "Infinity"
   p = writeArgHeader(view, p, text.length);
   return p + buf.write(text, p, 'latin1');

@@ -813,3 +813,34 @@ describe('event listeners', () => {
     expect(queues.listQueues()).toEqual(['q']);
   });
 });
+
+describe('isWrite', () => {
+  it('is false for the four reads, which log nothing, and true for every other op', () => {
+    const queues = new Queues();
+    const ctx = { nowMs: 1_700_000_000_000 };
+    queues.execute({ op: 'add', queue: 'q', jobs: [{ name: 'a' }] }, ctx);
+    const reads: QueueRequest[] = [
+      { op: 'getJob', queue: 'q', id: '1' },
+      { op: 'listJobs', queue: 'q', state: 'waiting' },
+      { op: 'getJobCounts', queue: 'q' },
+      { op: 'getConfig', queue: 'q' },
+    ];
+    for (const request of reads) {
+      expect(queues.isWrite(request)).toBe(false);
+      expect(queues.execute(request, ctx).records).toEqual([]);
+    }
+    const writes = [
+      'add',
+      'lease',
+      'extend',
+      'ack',
+      'nack',
+      'release',
+      'progress',
+      'pause',
+      'resume',
+      'drain',
+    ].concat(['clean', 'obliterate', 'retryJobs', 'retryJob', 'promote', 'remove', 'redrive', 'setConfig']);
+    for (const op of writes) expect(queues.isWrite({ op, queue: 'q' } as unknown as QueueRequest)).toBe(true);
+  });
+});

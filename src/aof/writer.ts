@@ -372,12 +372,26 @@ function writeStringArg(buf: Buffer, view: DataView, p: number, text: string): n
       if ((c0 | c1 | c2 | c3) > 0x7f) break;
       view.setUint32(body + j, c0 | (c1 << 8) | (c2 << 16) | (c3 << 24), true);
     }
-    for (; j < n; j++) {
-      const c = text.charCodeAt(j);
-      if (c > 0x7f) break;
-      buf[body + j] = c;
+    const rest = j + 4 > n ? n - j : -1; // -1: the loop stopped at a non-ASCII character
+    if (rest === 0) return body + n;
+    if (rest > 0) {
+      // One to three characters left: one 16-bit store and one byte store at most.
+      const c0 = text.charCodeAt(j);
+      if (rest === 1) {
+        if (c0 <= 0x7f) {
+          buf[body + j] = c0;
+          return body + n;
+        }
+      } else {
+        const c1 = text.charCodeAt(j + 1);
+        const c2 = rest === 3 ? text.charCodeAt(j + 2) : 0;
+        if ((c0 | c1 | c2) <= 0x7f) {
+          view.setUint16(body + j, c0 | (c1 << 8), true);
+          if (rest === 3) buf[body + j + 2] = c2;
+          return body + n;
+        }
+      }
     }
-    if (j === n) return body + n;
   }
   // One native write, before the header: the byte length is in [n, 3n], most likely with as many
   // digits as n. The content goes where a header of that width leaves it; in the rare case that

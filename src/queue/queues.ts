@@ -16,8 +16,8 @@ import {
   COMMANDS,
   type Command,
   commandBytes,
+  hasLoneSurrogate,
   isCommand,
-  LONE_SURROGATE,
   RecordReader,
 } from './codec.js';
 import {
@@ -722,7 +722,7 @@ export class Queues implements StateMachine, Snapshottable {
     const consumer = request.consumer ?? '';
     if (
       typeof consumer !== 'string' ||
-      (consumer !== '' && (LONE_SURROGATE.test(consumer) || overBytes(consumer, CONSUMER_MAX_BYTES)))
+      (consumer !== '' && (hasLoneSurrogate(consumer) || overBytes(consumer, CONSUMER_MAX_BYTES)))
     ) {
       throw leaseInvalid(`consumer must be a string of at most ${CONSUMER_MAX_BYTES} bytes`);
     }
@@ -1635,7 +1635,7 @@ function checkStateName(state: unknown): JobState {
 
 function checkText(value: unknown, what: string, optional: boolean): string {
   if (value === undefined && optional) return '';
-  if (typeof value !== 'string' || LONE_SURROGATE.test(value))
+  if (typeof value !== 'string' || hasLoneSurrogate(value))
     throw requestInvalid(`${what} must be a well-formed string`);
   if (overBytes(value, TEXT_MAX_BYTES))
     throw requestInvalid(`${what} is longer than ${TEXT_MAX_BYTES} bytes`);

@@ -7,7 +7,7 @@
  */
 import { AofqError } from '../errors/index.js';
 import { LIMITS } from '../util/limits.js';
-import { LONE_SURROGATE } from './codec.js';
+import { hasLoneSurrogate } from './codec.js';
 import { allDigits } from './job.js';
 import type {
   BackoffOptions,
@@ -42,7 +42,7 @@ function jobInvalid(reason: string): AofqError {
 }
 
 export function checkJobName(name: unknown): string {
-  if (typeof name !== 'string' || LONE_SURROGATE.test(name))
+  if (typeof name !== 'string' || hasLoneSurrogate(name))
     throw jobInvalid('name must be a well-formed string');
   if (overBytes(name, LIMITS.jobNameMaxBytes)) {
     throw jobInvalid(`name is longer than ${LIMITS.jobNameMaxBytes} bytes`);
@@ -52,7 +52,7 @@ export function checkJobName(name: unknown): string {
 
 /** A job id as a caller names it (any string within the limit). */
 export function checkJobId(id: unknown): string {
-  if (typeof id !== 'string' || id.length === 0 || LONE_SURROGATE.test(id)) {
+  if (typeof id !== 'string' || id.length === 0 || hasLoneSurrogate(id)) {
     throw jobInvalid('id must be a non-empty, well-formed string');
   }
   if (overBytes(id, LIMITS.jobIdMaxBytes)) {

@@ -3,8 +3,10 @@
 // expiry, retention, dead-lettering and redrive, the rate limiter, pause and
 // the admin operations.
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isAofqError } from '../../src/errors/index.js';
+import { hasLoneSurrogate } from '../../src/queue/codec.js';
 import {
   backoffDelay,
   type QueueEvent,
@@ -842,5 +844,48 @@ describe('isWrite', () => {
       'drain',
     ].concat(['clean', 'obliterate', 'retryJobs', 'retryJob', 'promote', 'remove', 'redrive', 'setConfig']);
     for (const op of writes) expect(queues.isWrite({ op, queue: 'q' } as unknown as QueueRequest)).toBe(true);
+  });
+});
+
+describe('hasLoneSurrogate', () => {
+  it('agrees with the regex it replaced, /[\\uD800-\\uDFFF]/u, on any UTF-16 text', () => {
+    const lone = /[\uD800-\uDFFF]/u;
+    for (const text of [
+      '',
+      'email',
+      'é',
+      '\uD83D\uDE00',
+      '\uD800',
+      '\uDC00',
+      'a\uD800',
+      '\uDC00\uD800',
+      '\uD800\uD800\uDC00',
+    ])
+      expect(hasLoneSurrogate(text)).toBe(lone.test(text));
+    // Code units drawn mostly near and inside the surrogate range, so that pairs and lone halves both occur.
+    const unit = fc.oneof(
+      fc.integer({ min: 0xd800, max: 0xdfff }),
+      fc.integer({ min: 0, max: 0x7f }),
+      fc.integer({ min: 0, max: 0xffff }),
+    );
+    fc.assert(
+      fc.property(fc.array(unit, { maxLength: 40 }), (units) => {
+        const text = String.fromCharCode(...units);
+        return hasLoneSurrogate(text) === lone.test(text);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('refuses a lone surrogate in a consumer name and in a custom job id, with a coded error', () => {
+    const queues = new Queues();
+    const ctx = { nowMs: 1_700_000_000_000 };
+    expect(() =>
+      queues.execute({ op: 'add', queue: 'q', jobs: [{ name: 'a', opts: { jobId: 'x\uDC00' } }] }, ctx),
+    ).toThrow(expect.objectContaining({ code: 'AOFQ_ERR_JOB_INVALID' }));
+    queues.execute({ op: 'add', queue: 'q', jobs: [{ name: 'a' }] }, ctx);
+    expect(() => queues.execute({ op: 'lease', queue: 'q', consumer: 'w\uD800' }, ctx)).toThrow(
+      expect.objectContaining({ code: 'AOFQ_ERR_LEASE_INVALID' }),
+    );
   });
 });

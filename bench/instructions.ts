@@ -10,9 +10,13 @@
  * Workloads (bench/instructions/*.mjs, against dist/):
  *  - core-cycle: add -> lease -> ack through Queues.execute, synchronously (the queue core:
  *    validation, decisions, records, apply);
- *  - writer-cycle: the AOF writer encoding those three records, 50 cycles a batch.
- * The node's own cycle (with its timers, the everysec fsync thread and the clock) is not
- * deterministic under valgrind (±3 % between runs) and is not counted here.
+ *  - writer-cycle: the AOF writer encoding those three records, 50 cycles a batch;
+ *  - turns-harness, turns-core, turns-node (turns.mjs): the queue-core bench's own shape, 50
+ *    loops that await every operation, replies once per turn, answered by nothing, by the
+ *    queue core alone, and by the node with the real AOF (everysec). Their differences split
+ *    the node's cycle into the harness, the queue core with its replies, and node + AOF. The
+ *    last two read the real clock and the node writes real files, so two runs differ by up to
+ *    about 0.3 % (35,607 and 35,544 in two runs at e632d2f).
  *
  * Run: npm run bench:instructions   (needs valgrind: `apt-get install valgrind`); BENCH_DIST=<dir>
  * counts another build instead of dist/.
@@ -25,11 +29,14 @@ import { join } from 'node:path';
 const ROOT = join(import.meta.dirname, '..');
 // BENCH_DIST points at another build (an older commit's tsc output) to compare two.
 const DIST = process.env.BENCH_DIST ?? join(ROOT, 'dist');
-const WORKLOADS: Array<{ name: string; file: string; low: number; high: number }> = [
+const WORKLOADS: Array<{ name: string; file: string; low: number; high: number; mode?: string }> = [
   { name: 'core-cycle', file: 'core-cycle.mjs', low: 40_000, high: 120_000 },
   // Both counts past the compilation of the per-batch code (flush, seal: one call per 50 cycles):
   // at 50k/150k the difference still held TurboFan's work on them, about 1.6k a cycle.
   { name: 'writer-cycle', file: 'writer-cycle.mjs', low: 200_000, high: 400_000 },
+  { name: 'turns-harness', file: 'turns.mjs', low: 100_000, high: 300_000, mode: 'harness' },
+  { name: 'turns-core', file: 'turns.mjs', low: 100_000, high: 300_000, mode: 'core' },
+  { name: 'turns-node', file: 'turns.mjs', low: 100_000, high: 300_000, mode: 'node' },
 ];
 
 function valgrindVersion(): string {
@@ -41,7 +48,7 @@ function valgrindVersion(): string {
 }
 
 /** Total instructions (callgrind's "I refs") of one run of `file` with `count` cycles. */
-function countInstructions(file: string, count: number): Promise<number> {
+function countInstructions(file: string, count: number, mode?: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       'valgrind',
@@ -53,6 +60,7 @@ function countInstructions(file: string, count: number): Promise<number> {
         join(import.meta.dirname, 'instructions', file),
         DIST,
         String(count),
+        ...(mode === undefined ? [] : [mode]),
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -80,13 +88,23 @@ const results: Record<string, unknown> = {
   dist: DIST,
 };
 const rows: Record<string, number> = {};
-for (const { name, file, low, high } of WORKLOADS) {
+for (const { name, file, low, high, mode } of WORKLOADS) {
   // The two counts run side by side: one core each.
-  const [a, b] = await Promise.all([countInstructions(file, low), countInstructions(file, high)]);
+  const [a, b] = await Promise.all([countInstructions(file, low, mode), countInstructions(file, high, mode)]);
   rows[name] = Math.round((b - a) / (high - low));
-  console.log(`${name.padEnd(14)} ${rows[name]} instructions per cycle (${high} - ${low} cycles)`);
+  console.log(`${name.padEnd(15)} ${rows[name]} instructions per cycle (${high} - ${low} cycles)`);
 }
 results.instructionsPerCycle = rows;
+const { 'turns-harness': harness, 'turns-core': core, 'turns-node': node } = rows;
+if (harness !== undefined && core !== undefined && node !== undefined) {
+  // The node's cycle in the bench's shape, split by the differences between the three.
+  const split = { harness, queueCore: core - harness, nodeAndAof: node - core };
+  results.turnsSplit = split;
+  console.log(
+    `the node's cycle (${node}): harness ${split.harness}, queue core with its replies ` +
+      `${split.queueCore}, node + AOF ${split.nodeAndAof} (of it the writer's encoding: writer-cycle)`,
+  );
+}
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 const out = join(
   ROOT,

@@ -15,8 +15,9 @@
  *    loops that await every operation, replies once per turn, answered by nothing, by the
  *    queue core alone, and by the node with the real AOF (everysec). Their differences split
  *    the node's cycle into the harness, the queue core with its replies, and node + AOF. The
- *    last two read the real clock and the node writes real files, so two runs differ by up to
- *    about 0.3 % (35,607 and 35,544 in two runs at e632d2f).
+ *    node's count moves with the run's speed (its timers, the fsync thread, the clock): ±3.5 %
+ *    over five runs of one build. It gives the split; writer-cycle and core-cycle, deterministic
+ *    to ±0.2 %, tell builds apart.
  *
  * Run: npm run bench:instructions   (needs valgrind: `apt-get install valgrind`); BENCH_DIST=<dir>
  * counts another build instead of dist/.

@@ -267,6 +267,29 @@ const ARG_OVERHEAD_BYTES = 21;
 /** The most bytes a number argument can take: a safe integer's 16 digits, or String(n) of any double. */
 const NUMBER_MAX_BYTES = 24;
 
+/** The most bytes a record's `*<argc>\r\n` line can take, with room for a word store's overrun. */
+const RECORD_HEADER_MAX_BYTES = 3 + ARG_OVERHEAD_BYTES;
+
+/**
+ * The most bytes a short argument can take: a number, or a string or byte string of at most
+ * SHORT_ARG_CHARS units (three bytes a UTF-16 unit). A record whose arguments are all short fits
+ * RECORD_HEADER_MAX_BYTES + argc * SHORT_ARG_MAX_BYTES without counting them.
+ */
+const SHORT_ARG_MAX_BYTES = ARG_OVERHEAD_BYTES + 3 * SHORT_ARG_CHARS;
+assert(NUMBER_MAX_BYTES <= 3 * SHORT_ARG_CHARS, 'a number argument is short');
+
+/** The most bytes the record `argv` can take: its exact bound, one pass over the arguments. */
+function recordBound(argv: readonly Arg[]): number {
+  let bound = RECORD_HEADER_MAX_BYTES;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as Arg;
+    bound +=
+      ARG_OVERHEAD_BYTES +
+      (typeof arg === 'number' ? NUMBER_MAX_BYTES : typeof arg === 'string' ? 3 * arg.length : arg.length);
+  }
+  return bound;
+}
+
 /** `<mark><len>\r\n` (mark: `$` or `*`); returns the position after it. One store below 10, two below 100. */
 function writeLengthLine(view: DataView, p: number, mark: number, len: number): number {
   if (len < 10) {
@@ -468,6 +491,11 @@ export class AofWriter {
   private view: DataView;
   private batchStart = 0;
   private offset = 0;
+  /**
+   * While a batch is open: the offset that its records may reach without reserve(), the end of
+   * the chunk or of the batch's byte limit, whichever comes first. Set by reserve().
+   */
+  private openLimit = 0;
   private openFirstLsn = 0;
   private openCount = 0;
   private openWritten: Deferred | null = null;
@@ -591,37 +619,69 @@ export class AofWriter {
   }
 
   /**
-   * Encode one record into the open batch; returns its LSN. Synchronous. One pass over the
-   * arguments: room is reserved for their largest possible encoding (a string takes at most
-   * three bytes a UTF-16 unit), and each argument is written with its exact length.
+   * Encode one record into the open batch; returns its LSN. Synchronous. Each argument is
+   * written with its exact length into room reserved for its largest possible encoding (a
+   * string takes at most three bytes a UTF-16 unit). The common case counts nothing first:
+   * when the open batch has room for the record as if every argument were short, it is
+   * encoded straight away, and a long argument checks the room that it needs before it is
+   * written. Only when that fails, or no batch is open, is the exact bound counted and
+   * reserved and the record encoded again from its start (nothing of the first try is kept).
    */
   append(argv: readonly Arg[]): number {
     if (this.state !== 'open' || this.failure !== null) this.refuse();
     const argc = argv.length;
     assert(argc >= 1, 'a record has at least one argument');
-    let bound = 3 + ARG_OVERHEAD_BYTES;
-    for (let i = 0; i < argc; i++) {
-      const arg = argv[i] as Arg;
-      bound +=
-        ARG_OVERHEAD_BYTES +
-        (typeof arg === 'number' ? NUMBER_MAX_BYTES : typeof arg === 'string' ? 3 * arg.length : arg.length);
+    let end = -1;
+    if (
+      this.openCount > 0 &&
+      this.offset + RECORD_HEADER_MAX_BYTES + argc * SHORT_ARG_MAX_BYTES <= this.openLimit
+    ) {
+      end = this.encode(argv, this.offset, this.openLimit);
     }
-    this.reserve(bound);
+    if (end < 0) {
+      const bound = recordBound(argv);
+      this.reserve(bound);
+      end = this.encode(argv, this.offset, Number.POSITIVE_INFINITY);
+      assert(end >= 0 && end <= this.offset + bound, 'record encoding fits its bound');
+    }
+    assert(end <= this.chunk.length, 'record encoding fits its chunk');
+    this.offset = end;
+    return this.added();
+  }
+
+  /**
+   * Writes the record `argv` at `start`; returns the position after it, or -1 when a long
+   * argument (and room for the rest as short ones) would pass `limit`. Every store, a word
+   * store's overrun included, lands below `limit` when the caller made room for all arguments
+   * as short ones, or below the exact bound that it reserved.
+   */
+  private encode(argv: readonly Arg[], start: number, limit: number): number {
     const buf = this.chunk;
     const view = this.view;
-    const start = this.offset;
+    const argc = argv.length;
     let p = writeLengthLine(view, start, 0x2a, argc); // '*'
     for (let i = 0; i < argc; i++) {
       const arg = argv[i] as Arg;
-      if (typeof arg === 'string') p = writeStringArg(buf, view, p, arg);
-      else if (typeof arg === 'number') p = writeNumberArg(buf, view, p, arg);
-      else p = writeBytesArg(buf, view, writeArgHeader(view, p, arg.length), arg);
+      if (typeof arg === 'string') {
+        const n = arg.length;
+        if (
+          n > SHORT_ARG_CHARS &&
+          p + ARG_OVERHEAD_BYTES + 3 * n + (argc - 1 - i) * SHORT_ARG_MAX_BYTES > limit
+        )
+          return -1;
+        p = writeStringArg(buf, view, p, arg);
+      } else if (typeof arg === 'number') {
+        p = writeNumberArg(buf, view, p, arg);
+      } else {
+        const n = arg.length;
+        if (n > SHORT_ARG_CHARS && p + ARG_OVERHEAD_BYTES + n + (argc - 1 - i) * SHORT_ARG_MAX_BYTES > limit)
+          return -1;
+        p = writeBytesArg(buf, view, writeArgHeader(view, p, n), arg);
+      }
       view.setUint16(p, CRLF16, true);
       p += 2;
     }
-    assert(p <= start + bound, 'record encoding fits its bound');
-    this.offset = p;
-    return this.added();
+    return p;
   }
 
   /** Append one record that is already RESP (an array of bulk strings, checked by the caller). */
@@ -774,6 +834,14 @@ export class AofWriter {
 
   /** Make room for `size` more record bytes in the open batch, starting one if needed. */
   private reserve(size: number): void {
+    this.makeRoom(size);
+    this.openLimit = Math.min(
+      this.chunk.length,
+      this.batchStart + PREFIX_RESERVE_BYTES + this.timing.maxBatchBytes,
+    );
+  }
+
+  private makeRoom(size: number): void {
     if (this.openCount > 0 && this.openBytes() + size > this.timing.maxBatchBytes) this.sealOpen();
     if (this.openCount === 0) {
       if (this.offset + PREFIX_RESERVE_BYTES + size > this.chunk.length) {

@@ -68,6 +68,22 @@ function memoryFs(bytes: Buffer): FsLayer {
   };
 }
 
+/** The records of an in-memory AOF, as the loader's scanner reads them back. */
+async function scanBack(bytes: Buffer, startLsn: number) {
+  const got: Array<{ argv: Buffer[]; lsn: number }> = [];
+  const result = await scanFile({
+    fs: memoryFs(bytes),
+    filePath: 'mem.aof',
+    name: 'mem.aof',
+    size: bytes.length,
+    type: 'i',
+    lsnBefore: startLsn,
+    onRecord: (argv, lsn) => got.push({ argv: argv.map((a) => Buffer.from(a)), lsn }),
+    chunkBytes: 1024,
+  });
+  return { result, got };
+}
+
 const argArb = fc.oneof(
   fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
   fc.string({ unit: 'grapheme', maxLength: 20 }),
@@ -156,17 +172,7 @@ describe('AofWriter encoding (property)', () => {
             clock.advance(700);
           }
           await writer.close();
-          const got: Array<{ argv: Buffer[]; lsn: number }> = [];
-          const result = await scanFile({
-            fs: memoryFs(file.bytes),
-            filePath: 'mem.aof',
-            name: 'mem.aof',
-            size: file.bytes.length,
-            type: 'i',
-            lsnBefore: startLsn,
-            onRecord: (argv, lsn) => got.push({ argv: argv.map((a) => Buffer.from(a)), lsn }),
-            chunkBytes: 1024,
-          });
+          const { result, got } = await scanBack(file.bytes, startLsn);
           expect(result.defect).toBeNull();
           expect(result.header).toEqual({ kind: 'incr', lsn: startLsn });
           expect(got.map((g) => g.lsn)).toEqual(expected.map((_, i) => startLsn + i + 1));
@@ -192,5 +198,45 @@ describe('AofWriter encoding (property)', () => {
       ),
       { numRuns: 60 },
     );
+  });
+
+  // The writer encodes a record without counting it first when the open batch has room for it
+  // as if every argument were short; a long argument then checks that it leaves room for the
+  // arguments after it. Here one takes 3 bytes a character and leaves too little for the ten
+  // 13-digit numbers after it: the record must start over with its exact bound (and move to a
+  // fresh chunk), not run past the chunk's end.
+  it('starts a record over with its exact bound when a long argument leaves no room for the rest', async () => {
+    const chunk = 65_536;
+    const header = encodeFileHeader({ kind: 'incr', lsn: 0 });
+    const file = new MemoryFile(header, Number.MAX_SAFE_INTEGER);
+    const writer = new AofWriter({
+      file,
+      fileName: 'mem.aof',
+      size: header.length,
+      lastLsn: 0,
+      policy: 'no',
+      timestamps: false,
+      clock: new ManualClock(),
+      logger: silentLogger,
+      timing: { maxBatchBytes: 4 * chunk, arenaChunkBytes: chunk },
+    });
+    const first = [Buffer.from('X')];
+    // After the batch's 128-byte prefix, the first record (11 bytes) and `*11\r\n`, the string's
+    // 3 * n bytes and its header end 12 bytes before the chunk's end; the numbers need 200.
+    const euros = '\u20ac'.repeat(21_790);
+    const numbers = Array.from({ length: 10 }, (_, i) => 1_764_620_000_000 + i);
+    const second = [euros, ...numbers];
+    writer.append(first);
+    const lsn = writer.append(second);
+    expect(lsn).toBe(2);
+    await writer.waitWritten(lsn);
+    await writer.close();
+    const { result, got } = await scanBack(file.bytes, 0);
+    expect(result.defect).toBeNull();
+    expect(got.map((g) => g.lsn)).toEqual([1, 2]);
+    expect(got[0]?.argv).toEqual(first);
+    const argv = got[1]?.argv ?? [];
+    expect(argv[0]?.equals(Buffer.from(euros, 'utf8'))).toBe(true);
+    expect(argv.slice(1).map((a) => Number(a.toString('latin1')))).toEqual(numbers);
   });
 });

@@ -260,6 +260,7 @@ function writeDecimal(view: DataView, pos: number, n: number): number {
 
 /** Strings up to this length are copied by a JS loop that also checks that they are ASCII. */
 const SHORT_ARG_CHARS = 64;
+assert(SHORT_ARG_CHARS < 100, "a short string's length line is `$<one or two digits>\\r\\n`");
 
 /** The most bytes one argument can take beyond its content: `$`, 16 length digits, two CRLFs. */
 const ARG_OVERHEAD_BYTES = 21;
@@ -325,7 +326,12 @@ const longNumberLengths = new Uint8Array(LONG_NUMBER_SLOTS);
 const longNumberWords = new Uint32Array(LONG_NUMBER_SLOTS * LONG_NUMBER_SLOT_WORDS);
 let longNumberNext = 0;
 
-/** `$<digits>\r\n<n>` for a safe integer n >= 1e9, from the memo when it holds n. */
+/**
+ * `$<digits>\r\n<n>` for a safe integer n >= 1e9, from the memo when it holds n. Kept small
+ * (the miss is its own function) so that TurboFan inlines it into the encoder: its inlining
+ * budget is spent by bytecode size, and calls it leaves out cost the writer about an eighth of
+ * its instructions.
+ */
 function writeLongNumberArg(view: DataView, p: number, n: number): number {
   for (let slot = 0; slot < LONG_NUMBER_SLOTS; slot++) {
     if (longNumberValues[slot] === n) {
@@ -337,6 +343,11 @@ function writeLongNumberArg(view: DataView, p: number, n: number): number {
       return p + len;
     }
   }
+  return writeLongNumberMiss(view, p, n);
+}
+
+/** writeLongNumberArg's miss: the digits, then their words into the memo's next slot. */
+function writeLongNumberMiss(view: DataView, p: number, n: number): number {
   const end = writeDecimal(view, writeArgHeader(view, p, decimalDigits(n)), n);
   const slot = longNumberNext;
   longNumberNext = (slot + 1) % LONG_NUMBER_SLOTS;
@@ -379,47 +390,15 @@ type Utf8Write = (this: Buffer, text: string, offset: number, maxBytes: number) 
 const utf8Write = (Buffer.prototype as unknown as { utf8Write?: Utf8Write }).utf8Write as Utf8Write;
 assert(typeof utf8Write === 'function', 'Buffer.prototype.utf8Write exists (Node >= 20)');
 
-/** A string argument as UTF-8; returns the position after its content (before the final CRLF). */
-function writeStringArg(buf: Buffer, view: DataView, p: number, text: string): number {
+/**
+ * A string argument through one native write, before the header: the byte length is in [n, 3n],
+ * most likely with as many digits as n. The content goes where a header of that width leaves it;
+ * in the rare case that the count has one digit more, the content moves up one byte. The caller
+ * reserved 3n bytes plus the header's most (ARG_OVERHEAD_BYTES). Returns the position after the
+ * content (before the final CRLF). Short ASCII strings never come here: the encoder copies them.
+ */
+function writeUtf8Arg(buf: Buffer, view: DataView, p: number, text: string): number {
   const n = text.length;
-  if (n <= SHORT_ARG_CHARS) {
-    // Optimistically ASCII (its byte length is then n): copy and check in one loop, four
-    // characters a store.
-    const body = writeArgHeader(view, p, n);
-    let j = 0;
-    for (; j + 4 <= n; j += 4) {
-      const c0 = text.charCodeAt(j);
-      const c1 = text.charCodeAt(j + 1);
-      const c2 = text.charCodeAt(j + 2);
-      const c3 = text.charCodeAt(j + 3);
-      if ((c0 | c1 | c2 | c3) > 0x7f) break;
-      view.setUint32(body + j, c0 | (c1 << 8) | (c2 << 16) | (c3 << 24), true);
-    }
-    const rest = j + 4 > n ? n - j : -1; // -1: the loop stopped at a non-ASCII character
-    if (rest === 0) return body + n;
-    if (rest > 0) {
-      // One to three characters left: one 16-bit store and one byte store at most.
-      const c0 = text.charCodeAt(j);
-      if (rest === 1) {
-        if (c0 <= 0x7f) {
-          buf[body + j] = c0;
-          return body + n;
-        }
-      } else {
-        const c1 = text.charCodeAt(j + 1);
-        const c2 = rest === 3 ? text.charCodeAt(j + 2) : 0;
-        if ((c0 | c1 | c2) <= 0x7f) {
-          view.setUint16(body + j, c0 | (c1 << 8), true);
-          if (rest === 3) buf[body + j + 2] = c2;
-          return body + n;
-        }
-      }
-    }
-  }
-  // One native write, before the header: the byte length is in [n, 3n], most likely with as many
-  // digits as n. The content goes where a header of that width leaves it; in the rare case that
-  // the count has one digit more, the content moves up one byte. The caller reserved 3n bytes
-  // plus the header's most (ARG_OVERHEAD_BYTES).
   const guess = decimalDigits(n);
   const body = p + 3 + guess;
   const len = utf8Write.call(buf, text, body, 3 * n);
@@ -659,17 +638,57 @@ export class AofWriter {
     const buf = this.chunk;
     const view = this.view;
     const argc = argv.length;
-    let p = writeLengthLine(view, start, 0x2a, argc); // '*'
+    // '*': below 10 arguments one store, here rather than through writeLengthLine, which TurboFan's
+    // inlining budget no longer reaches.
+    let p = start + 4;
+    if (argc < 10) view.setUint32(start, 0x2a | ((48 + argc) << 8) | (CRLF16 << 16), true);
+    else p = writeLengthLine(view, start, 0x2a, argc);
     for (let i = 0; i < argc; i++) {
       const arg = argv[i] as Arg;
       if (typeof arg === 'string') {
         const n = arg.length;
-        if (
-          n > SHORT_ARG_CHARS &&
-          p + ARG_OVERHEAD_BYTES + 3 * n + (argc - 1 - i) * SHORT_ARG_MAX_BYTES > limit
-        )
-          return -1;
-        p = writeStringArg(buf, view, p, arg);
+        if (n <= SHORT_ARG_CHARS) {
+          // Optimistically ASCII (its byte length is then n): `$<n>\r\n` (n < 100), then the
+          // characters copied and checked in one loop, four a store, the last one to three in
+          // one 16-bit store and one byte store. Here in the loop, not in a function: TurboFan's
+          // inlining budget does not reach one, and a call per string argument cost the writer
+          // a tenth of its instructions. At a character above 0x7f the native write starts over.
+          const body = n < 10 ? p + 4 : p + 5;
+          if (n < 10) view.setUint32(p, 0x24 | ((48 + n) << 8) | (CRLF16 << 16), true);
+          else {
+            view.setUint32(p, 0x24 | ((DIGIT_PAIRS[n] as number) << 8) | (CR << 24), true);
+            view.setUint8(p + 4, LF);
+          }
+          let j = 0;
+          let ascii = true;
+          for (; j + 4 <= n; j += 4) {
+            const c0 = arg.charCodeAt(j);
+            const c1 = arg.charCodeAt(j + 1);
+            const c2 = arg.charCodeAt(j + 2);
+            const c3 = arg.charCodeAt(j + 3);
+            if ((c0 | c1 | c2 | c3) > 0x7f) {
+              ascii = false;
+              break;
+            }
+            view.setUint32(body + j, c0 | (c1 << 8) | (c2 << 16) | (c3 << 24), true);
+          }
+          const rest = n - j;
+          if (ascii && rest > 0) {
+            const c0 = arg.charCodeAt(j);
+            const c1 = rest > 1 ? arg.charCodeAt(j + 1) : 0;
+            const c2 = rest > 2 ? arg.charCodeAt(j + 2) : 0;
+            if ((c0 | c1 | c2) > 0x7f) ascii = false;
+            else if (rest === 1) buf[body + j] = c0;
+            else {
+              view.setUint16(body + j, c0 | (c1 << 8), true);
+              if (rest === 3) buf[body + j + 2] = c2;
+            }
+          }
+          p = ascii ? body + n : writeUtf8Arg(buf, view, p, arg);
+        } else {
+          if (p + ARG_OVERHEAD_BYTES + 3 * n + (argc - 1 - i) * SHORT_ARG_MAX_BYTES > limit) return -1;
+          p = writeUtf8Arg(buf, view, p, arg);
+        }
       } else if (typeof arg === 'number') {
         p = writeNumberArg(buf, view, p, arg);
       } else {

@@ -645,20 +645,25 @@ export class AofWriter {
     else p = writeLengthLine(view, start, 0x2a, argc);
     for (let i = 0; i < argc; i++) {
       const arg = argv[i] as Arg;
-      if (typeof arg === 'string') {
+      if (typeof arg === 'number') {
+        p = writeNumberArg(buf, view, p, arg);
+      } else if (arg.length <= SHORT_ARG_CHARS) {
         const n = arg.length;
-        if (n <= SHORT_ARG_CHARS) {
-          // Optimistically ASCII (its byte length is then n): `$<n>\r\n` (n < 100), then the
-          // characters copied and checked in one loop, four a store, the last one to three in
-          // one 16-bit store and one byte store. Here in the loop, not in a function: TurboFan's
-          // inlining budget does not reach one, and a call per string argument cost the writer
-          // a tenth of its instructions. At a character above 0x7f the native write starts over.
-          const body = n < 10 ? p + 4 : p + 5;
-          if (n < 10) view.setUint32(p, 0x24 | ((48 + n) << 8) | (CRLF16 << 16), true);
-          else {
-            view.setUint32(p, 0x24 | ((DIGIT_PAIRS[n] as number) << 8) | (CR << 24), true);
-            view.setUint8(p + 4, LF);
-          }
+        // A short argument's `$<n>\r\n` (n < 100) in one or two stores, then its content: all of
+        // it here in the loop, not in functions, which TurboFan's inlining budget does not reach
+        // (a call per argument cost the writer a tenth of its instructions).
+        const body = n < 10 ? p + 4 : p + 5;
+        if (n < 10) view.setUint32(p, 0x24 | ((48 + n) << 8) | (CRLF16 << 16), true);
+        else {
+          view.setUint32(p, 0x24 | ((DIGIT_PAIRS[n] as number) << 8) | (CR << 24), true);
+          view.setUint8(p + 4, LF);
+        }
+        if (typeof arg !== 'string') {
+          p = writeBytesArg(buf, view, body, arg);
+        } else {
+          // Optimistically ASCII (its byte length is then n): copied and checked in one loop,
+          // four characters a store, the last one to three in one 16-bit store and one byte
+          // store. At a character above 0x7f the native write starts the argument over.
           let j = 0;
           let ascii = true;
           for (; j + 4 <= n; j += 4) {
@@ -685,16 +690,14 @@ export class AofWriter {
             }
           }
           p = ascii ? body + n : writeUtf8Arg(buf, view, p, arg);
-        } else {
-          if (p + ARG_OVERHEAD_BYTES + 3 * n + (argc - 1 - i) * SHORT_ARG_MAX_BYTES > limit) return -1;
-          p = writeUtf8Arg(buf, view, p, arg);
         }
-      } else if (typeof arg === 'number') {
-        p = writeNumberArg(buf, view, p, arg);
+      } else if (typeof arg === 'string') {
+        // A long string: the room for its most (3 bytes a unit), and for the rest as short ones.
+        if (p + ARG_OVERHEAD_BYTES + 3 * arg.length + (argc - 1 - i) * SHORT_ARG_MAX_BYTES > limit) return -1;
+        p = writeUtf8Arg(buf, view, p, arg);
       } else {
         const n = arg.length;
-        if (n > SHORT_ARG_CHARS && p + ARG_OVERHEAD_BYTES + n + (argc - 1 - i) * SHORT_ARG_MAX_BYTES > limit)
-          return -1;
+        if (p + ARG_OVERHEAD_BYTES + n + (argc - 1 - i) * SHORT_ARG_MAX_BYTES > limit) return -1;
         p = writeBytesArg(buf, view, writeArgHeader(view, p, n), arg);
       }
       view.setUint16(p, CRLF16, true);

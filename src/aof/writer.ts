@@ -204,8 +204,9 @@ function decimalDigits(n: number): number {
  * instructions per queue cycle by a quarter (bench:instructions, writer-cycle). Words are
  * little-endian (the first byte in the low bits), whatever the host. A word store may run up
  * to three bytes past what an argument needs; every such store lands inside the room that
- * append() reserved for the record (see ARG_OVERHEAD_BYTES) and is overwritten by what
- * follows, or lies beyond the record's end, where nothing is kept.
+ * append() made sure of for the record (every argument at its short maximum, or the exact
+ * bound that it reserved; see ARG_OVERHEAD_BYTES) and is overwritten by what follows, or lies
+ * beyond the record's end, where nothing is kept.
  */
 
 /** "00" to "99" as two ASCII digits in one little-endian 16-bit word: digits are written two at a time. */

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { DEFAULT_AOF_CONFIG } from '../src/aof/config.js';
 import { AofqNode } from '../src/node/node.js';
 import { type QueueRequest, Queues } from '../src/queue/index.js';
+import { perTurn } from './per-turn.mjs';
 
 const JOBS = Number(process.argv[2] ?? 1_000_000);
 const CYCLES = Number(process.argv[3] ?? 300_000);
@@ -118,26 +119,6 @@ async function runLoops(op: Op, loops: number, seconds: number): Promise<number>
   const start = performance.now();
   await Promise.all(Array.from({ length: loops }, loop));
   return done / ((performance.now() - start) / 1000);
-}
-
-/** Replies once per turn, as the node's writer does: one shared promise, settled by setImmediate. */
-function perTurn(apply: (request: QueueRequest) => unknown): Op {
-  let turn: Promise<void> | null = null;
-  let settle: () => void = () => {};
-  const endTurn = (): void => {
-    turn = null;
-    settle();
-  };
-  return (request) => {
-    const result = apply(request);
-    if (turn === null) {
-      turn = new Promise((resolve) => {
-        settle = resolve;
-      });
-      setImmediate(endTurn);
-    }
-    return turn.then(() => result);
-  };
 }
 
 /**

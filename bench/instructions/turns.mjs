@@ -14,31 +14,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { perTurn } from '../per-turn.mjs';
 
 const [dist, count, mode] = process.argv.slice(2);
 const LOOPS = 50;
 const perLoop = Number(count) / LOOPS;
 if (!Number.isInteger(perLoop)) throw new Error(`count must be a multiple of ${LOOPS}`);
-
-/** Replies once per turn: one shared promise, settled by setImmediate (the node's writer does the same). */
-function perTurn(apply) {
-  let turn = null;
-  let settle = () => {};
-  const endTurn = () => {
-    turn = null;
-    settle();
-  };
-  return (request) => {
-    const result = apply(request);
-    if (turn === null) {
-      turn = new Promise((resolve) => {
-        settle = resolve;
-      });
-      setImmediate(endTurn);
-    }
-    return turn.then(() => result);
-  };
-}
 
 let op;
 let close = async () => {};

@@ -330,8 +330,8 @@ let longNumberNext = 0;
 /**
  * `$<digits>\r\n<n>` for a safe integer n >= 1e9, from the memo when it holds n. Kept small
  * (the miss is its own function) so that TurboFan inlines it into the encoder: its inlining
- * budget is spent by bytecode size, and calls it leaves out cost the writer about an eighth of
- * its instructions.
+ * budget is spent by bytecode size, and the calls it leaves out cost the writer about a tenth
+ * of its instructions.
  */
 function writeLongNumberArg(view: DataView, p: number, n: number): number {
   for (let slot = 0; slot < LONG_NUMBER_SLOTS; slot++) {
@@ -864,6 +864,7 @@ export class AofWriter {
     );
   }
 
+  /** reserve()'s work: seal the batch at its cap, start one, or move the open one to a chunk with room. */
   private makeRoom(size: number): void {
     if (this.openCount > 0 && this.openBytes() + size > this.timing.maxBatchBytes) this.sealOpen();
     if (this.openCount === 0) {

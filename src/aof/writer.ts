@@ -47,6 +47,9 @@ export interface WriterTiming {
   writeErrorLogMs: number;
   maxBatchBytes: number;
   arenaChunkBytes: number;
+  arenaSpareBytes: number;
+  /** How often spare arena chunks are trimmed to what the writer took in that time (recycle()). */
+  arenaSpareTrimMs: number;
 }
 
 export const DEFAULT_WRITER_TIMING: WriterTiming = Object.freeze({
@@ -56,6 +59,8 @@ export const DEFAULT_WRITER_TIMING: WriterTiming = Object.freeze({
   writeErrorLogMs: LIMITS.aofWriteErrorLogMs,
   maxBatchBytes: LIMITS.aofMaxBatchBytes,
   arenaChunkBytes: LIMITS.aofArenaChunkBytes,
+  arenaSpareBytes: LIMITS.aofArenaSpareBytes,
+  arenaSpareTrimMs: LIMITS.aofArenaSpareTrimMs,
 });
 
 export interface WriterOptions {
@@ -104,11 +109,35 @@ function deferred(): Deferred {
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/**
+ * An arena chunk, and how many batches that hold bytes in it the writer still needs (unwritten,
+ * or written and retained until an fdatasync covers them). See recycle().
+ */
+interface Chunk {
+  readonly buf: Buffer;
+  /** The same memory, for the encoders' word stores. */
+  readonly view: DataView;
+  batches: number;
+  /** In the spares: no batch may take bytes in it until it is taken again. */
+  spare: boolean;
+}
+
+function newChunk(size: number): Chunk {
+  const buf = Buffer.allocUnsafe(size);
+  return { buf, view: viewOf(buf), batches: 0, spare: false };
+}
+
+const NO_BYTES = Buffer.alloc(0);
+
 interface Batch {
   readonly firstLsn: number;
   readonly lastLsn: number;
-  /** Exactly the bytes written: optional `#TS:` line, batch annotation, records. */
-  readonly bytes: Buffer;
+  /**
+   * Exactly the bytes written: optional `#TS:` line, batch annotation, records. Emptied when the
+   * batch is released (releaseBytes()): its chunk may then hold another batch's bytes.
+   */
+  bytes: Buffer;
+  readonly chunk: Chunk;
   /** File offset just past the batch once written; -1 before. */
   endOffset: number;
   written: Deferred | null;
@@ -467,6 +496,15 @@ export class AofWriter {
 
   // --- the open batch (in the arena) ---------------------------------------------
   private chunk: Buffer;
+  /** `chunk` and `view` with the count of live batches in them. */
+  private chunkRef: Chunk;
+  /** Arena chunks that no live batch uses, for reuse (recycle()). */
+  private readonly spareChunks: Chunk[] = [];
+  /** Chunks taken since the last trim: as many spares are kept (trimSpares()). */
+  private chunksTaken = 0;
+  private chunksTakenTotal = 0;
+  private chunksAllocated = 0;
+  private spareTimer: NodeJS.Timeout | null = null;
   /** The same memory as `chunk`, for the encoders' word stores. Set together with it: in the constructor and by setChunk(). */
   private view: DataView;
   private batchStart = 0;
@@ -545,8 +583,10 @@ export class AofWriter {
     this.fileSize = opts.size;
     this.durableSize = opts.size;
     this.rebuildableFrom = opts.size;
-    this.chunk = Buffer.allocUnsafe(this.timing.arenaChunkBytes);
-    this.view = viewOf(this.chunk);
+    assert(this.timing.arenaSpareBytes >= 0, 'arena spare bytes');
+    this.chunkRef = newChunk(this.timing.arenaChunkBytes);
+    this.chunk = this.chunkRef.buf;
+    this.view = this.chunkRef.view;
     this.lastFsyncStartMs = performance.now();
     this.onFsync = opts.onFsync;
   }
@@ -585,6 +625,8 @@ export class AofWriter {
     lastFsyncLatencyUs: number;
     bytesWritten: number;
     fileSize: number;
+    /** Arena chunks: switched to, newly allocated (the rest were spares reused), spare now. */
+    arenaChunks: { taken: number; allocated: number; spare: number };
   } {
     return {
       lastWriteStatus: this.failure === null ? 'ok' : 'err',
@@ -595,6 +637,11 @@ export class AofWriter {
       lastFsyncLatencyUs: this.lastFsyncLatencyUsValue,
       bytesWritten: this.bytesWrittenValue,
       fileSize: this.fileSize,
+      arenaChunks: {
+        taken: this.chunksTakenTotal,
+        allocated: this.chunksAllocated,
+        spare: this.spareChunks.length,
+      },
     };
   }
 
@@ -881,7 +928,7 @@ export class AofWriter {
     if (this.openCount > 0 && this.openBytes() + size > this.timing.maxBatchBytes) this.sealOpen();
     if (this.openCount === 0) {
       if (this.offset + PREFIX_RESERVE_BYTES + size > this.chunk.length) {
-        this.setChunk(Buffer.allocUnsafe(Math.max(this.timing.arenaChunkBytes, PREFIX_RESERVE_BYTES + size)));
+        this.setChunk(this.takeChunk(PREFIX_RESERVE_BYTES + size));
         this.offset = 0;
       }
       this.batchStart = this.offset;
@@ -891,16 +938,19 @@ export class AofWriter {
     if (this.offset + size <= this.chunk.length) return;
     // The open batch moves to a fresh chunk: a batch is one contiguous view.
     const used = this.offset - this.batchStart;
-    const next = Buffer.allocUnsafe(Math.max(this.timing.arenaChunkBytes, 2 * (used + size)));
-    this.chunk.copy(next, 0, this.batchStart, this.offset);
+    const next = this.takeChunk(2 * (used + size));
+    this.chunk.copy(next.buf, 0, this.batchStart, this.offset);
     this.setChunk(next);
     this.batchStart = 0;
     this.offset = used;
   }
 
-  private setChunk(next: Buffer): void {
-    this.chunk = next;
-    this.view = viewOf(next);
+  private setChunk(next: Chunk): void {
+    const old = this.chunkRef;
+    this.chunkRef = next;
+    this.chunk = next.buf;
+    this.view = next.view;
+    if (old.batches === 0) this.recycle(old);
   }
 
   private added(): number {
@@ -950,10 +1000,12 @@ export class AofWriter {
       firstLsn: this.openFirstLsn,
       lastLsn: this.openFirstLsn + this.openCount - 1,
       bytes: this.chunk.subarray(start, this.offset),
+      chunk: this.chunkRef,
       endOffset: -1,
       written: this.openWritten,
       fsynced: this.openFsynced,
     };
+    this.chunkRef.batches++;
     this.unwritten.push(batch);
     this.unwrittenBytes += batch.bytes.length;
     this.openCount = 0;
@@ -1193,6 +1245,7 @@ export class AofWriter {
         // Not kept: `no` promises nothing, and memory stays bounded.
         if (this.retained.length > 0) this.releaseRetained();
         if (batch.fsynced !== null) this.lsnWaiters.push({ lsn: batch.lastLsn, done: batch.fsynced });
+        this.releaseBytes(batch);
         this.rebuildableFrom = this.fileSize;
       } else {
         this.retained.push(batch);
@@ -1211,8 +1264,75 @@ export class AofWriter {
   private releaseRetained(): void {
     for (const b of this.retained.drain()) {
       if (b.fsynced !== null) this.lsnWaiters.push({ lsn: b.lastLsn, done: b.fsynced });
+      this.releaseBytes(b);
     }
   }
+
+  /**
+   * A batch's bytes are no longer needed (written under `no`, or covered by an fdatasync). When
+   * its chunk holds no other live batch and the encoder has moved past it, the chunk is reused.
+   */
+  private releaseBytes(b: Batch): void {
+    assert(b.bytes.length > 0 && b.chunk.batches > 0, 'a batch is released once');
+    b.bytes = NO_BYTES;
+    b.chunk.batches--;
+    if (b.chunk.batches === 0 && b.chunk !== this.chunkRef) this.recycle(b.chunk);
+  }
+
+  /**
+   * Arena chunks are reused, not left to the garbage collector. Under everysec a second of
+   * writes is retained until its fdatasync (to write it again if that fails), tens of MiB at
+   * load, and V8 answered that much external memory coming and going with a full mark-compact
+   * several times a second (27 in a million queue cycles; 3 under appendfsync no, which retains
+   * nothing). A chunk of the standard size goes to the spares, up to arenaSpareBytes; a larger
+   * one (a batch bigger than a chunk) is left to the collector.
+   */
+  private recycle(chunk: Chunk): void {
+    assert(
+      chunk.batches === 0 && !chunk.spare && chunk !== this.chunkRef,
+      'only a chunk no batch needs is reused',
+    );
+    const size = chunk.buf.length;
+    if (size !== this.timing.arenaChunkBytes) return;
+    if ((this.spareChunks.length + 1) * size > this.timing.arenaSpareBytes) return;
+    chunk.spare = true;
+    this.spareChunks.push(chunk);
+    if (this.spareTimer === null && this.state !== 'closed') {
+      this.spareTimer = setTimeout(this.trimSpares, this.timing.arenaSpareTrimMs);
+      this.spareTimer.unref();
+    }
+  }
+
+  /** A chunk with room for `size` bytes: a spare one when it is large enough, else a new one. */
+  private takeChunk(size: number): Chunk {
+    this.chunksTaken++;
+    this.chunksTakenTotal++;
+    if (size <= this.timing.arenaChunkBytes) {
+      const spare = this.spareChunks.pop();
+      if (spare !== undefined) {
+        assert(spare.spare && spare.batches === 0, 'a spare chunk holds no batch');
+        spare.spare = false;
+        return spare;
+      }
+    }
+    this.chunksAllocated++;
+    return newChunk(Math.max(this.timing.arenaChunkBytes, size));
+  }
+
+  /**
+   * Every arenaSpareTrimMs while there are spares: keep as many as the writer took in that time, so
+   * that a writer under load keeps what it reuses and an idle one gives them all back.
+   */
+  private readonly trimSpares = (): void => {
+    this.spareTimer = null;
+    const keep = Math.min(this.spareChunks.length, this.chunksTaken);
+    this.chunksTaken = 0;
+    if (keep < this.spareChunks.length) this.spareChunks.length = keep;
+    if (keep > 0 && this.state !== 'closed') {
+      this.spareTimer = setTimeout(this.trimSpares, this.timing.arenaSpareTrimMs);
+      this.spareTimer.unref();
+    }
+  };
 
   private fsynced(target: { size: number; lsn: number }): void {
     if (target.size > this.durableSize) this.durableSize = target.size;
@@ -1223,6 +1343,7 @@ export class AofWriter {
       b = this.retained.peek()
     ) {
       this.retained.shift();
+      this.releaseBytes(b);
       b.fsynced?.resolve();
       b.fsynced = null;
     }
@@ -1394,7 +1515,9 @@ export class AofWriter {
   private async finishClose(error: AofqError | null): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    for (const name of ['everysecTimer', 'postponeTimer', 'retryTimer'] as const) this.clearTimer(name);
+    for (const name of ['everysecTimer', 'postponeTimer', 'retryTimer', 'spareTimer'] as const)
+      this.clearTimer(name);
+    this.spareChunks.length = 0;
     if (error !== null) {
       this.closeError = error;
       this.openWritten?.reject(error);
@@ -1418,7 +1541,7 @@ export class AofWriter {
     else done.reject(error);
   }
 
-  private clearTimer(name: 'everysecTimer' | 'postponeTimer' | 'retryTimer'): void {
+  private clearTimer(name: 'everysecTimer' | 'postponeTimer' | 'retryTimer' | 'spareTimer'): void {
     const t = this[name];
     if (t !== null) {
       clearTimeout(t);

@@ -44,6 +44,10 @@ export const LIMITS = Object.freeze({
   aofWriteErrorLogMs: 30_000,
   /** AOF: the writer's arena gathers batches in chunks of this size (a larger batch gets its own). */
   aofArenaChunkBytes: 1 * MiB,
+  /** AOF: the writer keeps at most this many bytes of spare arena chunks for reuse (trimmed to what it used). */
+  aofArenaSpareBytes: 64 * MiB,
+  /** AOF: how often the spare chunks are trimmed to as many as the writer took in that time. */
+  aofArenaSpareTrimMs: 2000,
 
   /** HTTP: default request body cap (config: body-limit). */
   httpBodyBytes: 1 * MiB,

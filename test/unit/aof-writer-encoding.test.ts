@@ -240,3 +240,60 @@ describe('AofWriter encoding (property)', () => {
     expect(argv.slice(1).map((a) => Number(a.toString('latin1')))).toEqual(numbers);
   });
 });
+
+describe('AofWriter arena chunks', () => {
+  // Under everysec a second of writes is retained until its fdatasync, then its chunks are reused
+  // (writer.ts, recycle()). A chunk reused while a batch in it was still unwritten or retained
+  // would overwrite that batch's bytes: the read-back below would differ. The spares are trimmed
+  // to what the writer took, and all given back once it is idle.
+  it('reuses chunks once an fdatasync releases their batches, byte for byte, and gives spares back when idle', async () => {
+    const header = encodeFileHeader({ kind: 'incr', lsn: 0 });
+    const file = new MemoryFile(header, Number.MAX_SAFE_INTEGER);
+    let syncs = 0;
+    file.datasync = async () => {
+      syncs++;
+    };
+    const chunk = 1024;
+    const writer = new AofWriter({
+      file,
+      fileName: 'mem.aof',
+      size: header.length,
+      lastLsn: 0,
+      policy: 'everysec',
+      timestamps: false,
+      clock: new ManualClock(),
+      logger: silentLogger,
+      timing: { arenaChunkBytes: chunk, everysecIntervalMs: 1, arenaSpareTrimMs: 50 },
+    });
+    const expected: string[] = [];
+    for (let turn = 0; turn < 400; turn++) {
+      let last = 0;
+      for (let i = 0; i < 3; i++) {
+        const value = `${turn}:${i}:${'v'.repeat((turn * 7 + i * 13) % 90)}`;
+        last = writer.append(['SET', `k${turn}`, value]);
+        expected.push(value);
+      }
+      // Every tenth turn waits for its fdatasync (which releases the retained batches), the rest
+      // only for the write: retained batches pile up over several chunks in between.
+      if (turn % 10 === 9) await writer.waitFsynced(last);
+      else await writer.waitWritten(last);
+    }
+    const { taken, allocated } = writer.stats().arenaChunks;
+    expect(syncs).toBeGreaterThan(0);
+    expect(taken).toBeGreaterThan(50);
+    expect(allocated).toBeLessThan(taken / 2);
+    // Idle: the next trims find nothing taken and drop every spare.
+    expect(writer.stats().arenaChunks.spare).toBeGreaterThan(0);
+    await new Promise<void>((resolve) => {
+      const poll = (): void => {
+        if (writer.stats().arenaChunks.spare === 0) resolve();
+        else setTimeout(poll, 10);
+      };
+      poll();
+    });
+    await writer.close();
+    const { result, got } = await scanBack(file.bytes, 0);
+    expect(result.defect).toBeNull();
+    expect(got.map((g) => g.argv[2]?.toString('utf8'))).toEqual(expected);
+  });
+});

@@ -746,8 +746,9 @@ export class AofWriter {
       } else {
         const n = arg.length;
         if (n <= SHORT_ARG_CHARS) {
-          // The same header as a short string's, here too for the inlining budget (a call to a
-          // shared function for it cost 226 instructions a queue cycle).
+          // The same header as a short string's, written here a second time on purpose: one
+          // function for both cost 346 instructions a queue cycle (the inlining budget), one
+          // block for both behind a merged length 166 (writer-cycle 7,669 against 8,015 and 7,835).
           const body = n < 10 ? p + 4 : p + 5;
           if (n < 10) view.setUint32(p, 0x24 | ((48 + n) << 8) | (CRLF16 << 16), true);
           else {

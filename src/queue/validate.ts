@@ -6,6 +6,7 @@
  * options decode to exactly what the leader validated.
  */
 import { AofqError } from '../errors/index.js';
+import { jsonText } from '../util/json.js';
 import { LIMITS } from '../util/limits.js';
 import { hasLoneSurrogate } from './codec.js';
 import { allDigits } from './job.js';
@@ -308,7 +309,7 @@ export function checkToken(value: unknown): number {
 export function toJsonText(value: unknown, what: string): string {
   let text: string | undefined;
   try {
-    text = JSON.stringify(value);
+    text = jsonText(value);
   } catch {
     throw jobInvalid(`${what} is not serializable as JSON`);
   }

@@ -31,7 +31,13 @@ import type { Clock } from '../util/clock.js';
 import { LIMITS } from '../util/limits.js';
 import type { Logger } from '../util/logger.js';
 import type { AppendFsync } from './config.js';
-import { crc32c, encodeBatchAnnotation, encodeTimestamp } from './format.js';
+import {
+  type BatchAnnotation,
+  batchAnnotationBytes,
+  crc32c,
+  encodeTimestamp,
+  writeBatchAnnotation,
+} from './format.js';
 import type { AofFile } from './fs.js';
 
 /** Bytes reserved in front of each batch's records for the `#TS:` and batch annotation lines. */
@@ -978,15 +984,15 @@ export class AofWriter {
     const recordsStart = this.batchStart + PREFIX_RESERVE_BYTES;
     const records = this.chunk.subarray(recordsStart, this.offset);
     const ms = Math.max(0, Math.floor(this.clock.nowMs()));
-    const annotation = encodeBatchAnnotation({
+    const annotation: BatchAnnotation = {
       lsn: this.openFirstLsn,
       count: this.openCount,
       bytes: records.length,
       crc: crc32c(records),
       ms,
-    });
-    let start = recordsStart - annotation.length;
-    annotation.copy(this.chunk, start);
+    };
+    let start = recordsStart - batchAnnotationBytes(annotation);
+    writeBatchAnnotation(this.chunk, start, annotation);
     if (this.timestamps) {
       const second = Math.floor(ms / 1000);
       if (second > this.lastTimestampSec) {

@@ -8,7 +8,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeFileHeader } from '../../src/aof/format.js';
+import {
+  batchAnnotationBytes,
+  encodeBatchAnnotation,
+  encodeFileHeader,
+  parseAnnotation,
+  writeBatchAnnotation,
+} from '../../src/aof/format.js';
 import type { AofFile, FsLayer } from '../../src/aof/fs.js';
 import { scanFile } from '../../src/aof/loader.js';
 import { AofWriter } from '../../src/aof/writer.js';
@@ -238,6 +244,45 @@ describe('AofWriter encoding (property)', () => {
     const argv = got[1]?.argv ?? [];
     expect(argv[0]?.equals(Buffer.from(euros, 'utf8'))).toBe(true);
     expect(argv.slice(1).map((a) => Number(a.toString('latin1')))).toEqual(numbers);
+  });
+});
+
+describe('batch annotation line', () => {
+  it('is the documented text for any values, written in place at any offset, and parses back', () => {
+    const safe = fc.oneof(
+      fc.constantFrom(0, 9, 10, 99, 100, 999_999_999, 10 ** 15, Number.MAX_SAFE_INTEGER),
+      fc.nat(),
+    );
+    const annotation = fc.record({
+      lsn: safe,
+      count: fc.oneof(fc.constantFrom(1, 9, 10, 4_294_967_295), fc.integer({ min: 1, max: 1_000_000 })),
+      bytes: safe,
+      crc: fc.oneof(
+        fc.constantFrom(0, 0xf, 0x10, 0xffffffff, 0x80000000),
+        fc.integer({ min: 0, max: 0xffffffff }),
+      ),
+      ms: fc.oneof(fc.constantFrom(0, 1_796_189_929_643, Number.MAX_SAFE_INTEGER), fc.nat()),
+    });
+    fc.assert(
+      fc.property(annotation, fc.nat({ max: 40 }), (a, at) => {
+        const crc = a.crc.toString(16).padStart(8, '0');
+        const text = `#aofq b lsn=${a.lsn} n=${a.count} len=${a.bytes} crc=${crc} ms=${a.ms}\r\n`;
+        expect(batchAnnotationBytes(a)).toBe(text.length);
+        expect(encodeBatchAnnotation(a).toString('latin1')).toBe(text);
+        const buf = Buffer.alloc(at + text.length + 8, 0x2e);
+        expect(writeBatchAnnotation(buf, at, a)).toBe(at + text.length);
+        expect(buf.toString('latin1', at, at + text.length)).toBe(text);
+        expect(buf.subarray(0, at).every((b) => b === 0x2e)).toBe(true);
+        expect(buf.subarray(at + text.length).every((b) => b === 0x2e)).toBe(true);
+        expect(parseAnnotation(text.slice(1, -2))).toEqual({ type: 'batch', batch: a });
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('refuses to write past the end of its buffer', () => {
+    const a = { lsn: 1, count: 1, bytes: 10, crc: 0, ms: 5 };
+    expect(() => writeBatchAnnotation(Buffer.alloc(batchAnnotationBytes(a) - 1), 0, a)).toThrow(/fits/);
   });
 });
 

@@ -114,7 +114,7 @@ function fastObject(object: object, depth: number): string | undefined {
   let text = '{';
   for (const key in record) {
     const part = fast(record[key], depth);
-    if (part === undefined || text.length > MAX_CHARS) return undefined;
+    if (part === undefined || text.length + key.length > MAX_CHARS) return undefined;
     text += text.length === 1 ? `${quotedKey(key)}${part}` : `,${quotedKey(key)}${part}`;
   }
   return `${text}}`;

@@ -221,6 +221,9 @@ describe('jsonText gives up where JSON.stringify differs from plain data', () =>
     const long = Array.from({ length: 20_000 }, (_, i) => i);
     expect(fastJsonText(long)).toBeUndefined();
     expect(jsonText(long)).toBe(JSON.stringify(long));
+    const longKey = { ['k'.repeat(20_000)]: 1 };
+    expect(fastJsonText(longKey)).toBeUndefined();
+    expect(jsonText(longKey)).toBe(JSON.stringify(longKey));
     const longString = 'y'.repeat(20_000);
     expect(fastJsonText({ longString })).toBeUndefined();
     expect(jsonText({ longString })).toBe(JSON.stringify({ longString }));

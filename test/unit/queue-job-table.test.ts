@@ -158,77 +158,67 @@ describe('allDigits', () => {
   });
 });
 
+/**
+ * A queue with no completed jobs kept, `step` run 20,000 times to warm up, a full GC, then
+ * 30,000 more: how much the old generation grew (KiB) over those, and the queues.
+ */
+function oldGenerationGrowth(step: (queues: Queues, ctx: { nowMs: number }) => void): {
+  grownKiB: number;
+  queues: Queues;
+  nowMs: number;
+} {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const queues = new Queues();
+  let nowMs = 1_700_000_000_000;
+  queues.execute(
+    { op: 'setConfig', queue: 'c', config: { retention: { completed: true, failed: 1000 } } },
+    { nowMs },
+  );
+  const oldSpace = (): number =>
+    v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')?.space_used_size ?? 0;
+  for (let i = 0; i < 20_000; i++) step(queues, { nowMs: nowMs++ });
+  gc();
+  const before = oldSpace();
+  for (let i = 0; i < 30_000; i++) step(queues, { nowMs: nowMs++ });
+  return { grownKiB: (oldSpace() - before) / 1024, queues, nowMs };
+}
+
 describe('queue cycle garbage', () => {
   it('dies young: the old generation barely grows over 30,000 add → lease → ack cycles after a full GC', () => {
     // A Map that is never replaced made every job of the cycle survive its scavenges and die in
     // the old generation: 7.4-7.9 MB here. Ids made with String() add 0.5-0.8 MB (they stay in
     // V8's number-string cache). With neither: 0.2-0.35 MB.
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as () => void;
-    const queues = new Queues();
-    let nowMs = 1_700_000_000_000;
-    queues.execute(
-      { op: 'setConfig', queue: 'c', config: { retention: { completed: true, failed: 1000 } } },
-      { nowMs },
-    );
     const data = { payload: 'x'.repeat(86) };
     const inFlight: Array<{ id: string; token: number }> = [];
-    const step = (): void => {
-      const ctx = { nowMs: nowMs++ };
-      queues.execute({ op: 'add', queue: 'c', jobs: [{ name: 'email', data }] }, ctx);
-      const lease = queues.execute({ op: 'lease', queue: 'c', count: 1, leaseMs: 30_000 }, ctx).result
-        .jobs[0];
+    const { grownKiB, queues, nowMs } = oldGenerationGrowth((q, ctx) => {
+      q.execute({ op: 'add', queue: 'c', jobs: [{ name: 'email', data }] }, ctx);
+      const lease = q.execute({ op: 'lease', queue: 'c', count: 1, leaseMs: 30_000 }, ctx).result.jobs[0];
       expect(lease).toBeDefined();
       if (lease !== undefined) inFlight.push({ id: lease.job.id, token: lease.token });
       if (inFlight.length > 50) {
         const done = inFlight.shift() as { id: string; token: number };
-        queues.execute({ op: 'ack', queue: 'c', id: done.id, token: done.token }, ctx);
+        q.execute({ op: 'ack', queue: 'c', id: done.id, token: done.token }, ctx);
       }
-    };
-    for (let i = 0; i < 20_000; i++) step();
-    gc();
-    const oldSpace = (): number =>
-      v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')?.space_used_size ?? 0;
-    const before = oldSpace();
-    for (let i = 0; i < 30_000; i++) step();
-    const grownKiB = (oldSpace() - before) / 1024;
+    });
     expect(grownKiB).toBeLessThan(640);
     expect(queues.execute({ op: 'getJobCounts', queue: 'c' }, { nowMs }).result.active).toBe(50);
   });
-});
 
-describe('queue cycle garbage, numbers in the data', () => {
-  it("dies young too: number texts made for the JSON text stay out of V8's number cache", () => {
+  it("dies young with numbers in the data too: their texts stay out of V8's number cache", () => {
     // Data with a fresh counter per job. With `${n}` for numbers (src/util/json.ts) each text
     // stayed in V8's number-string cache, in the old generation: the old generation grew by
     // 2,001 KiB over these cycles; with digit groups by 92 KiB.
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as () => void;
-    const queues = new Queues();
-    let nowMs = 1_700_000_000_000;
-    queues.execute(
-      { op: 'setConfig', queue: 'n', config: { retention: { completed: true, failed: 1000 } } },
-      { nowMs },
-    );
     let counter = 1_000_000;
-    const step = (): void => {
-      const ctx = { nowMs: nowMs++ };
+    const { grownKiB } = oldGenerationGrowth((q, ctx) => {
       counter += 7;
       const data = { user: counter, order: counter * 3, items: [counter + 1, counter + 2] };
-      queues.execute({ op: 'add', queue: 'n', jobs: [{ name: 'order', data }] }, ctx);
-      const lease = queues.execute({ op: 'lease', queue: 'n', count: 1, leaseMs: 30_000 }, ctx).result
-        .jobs[0];
+      q.execute({ op: 'add', queue: 'c', jobs: [{ name: 'order', data }] }, ctx);
+      const lease = q.execute({ op: 'lease', queue: 'c', count: 1, leaseMs: 30_000 }, ctx).result.jobs[0];
       expect(lease?.job.data).toBe(JSON.stringify(data));
       if (lease !== undefined)
-        queues.execute({ op: 'ack', queue: 'n', id: lease.job.id, token: lease.token }, ctx);
-    };
-    for (let i = 0; i < 20_000; i++) step();
-    gc();
-    const oldSpace = (): number =>
-      v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')?.space_used_size ?? 0;
-    const before = oldSpace();
-    for (let i = 0; i < 30_000; i++) step();
-    const grownKiB = (oldSpace() - before) / 1024;
+        q.execute({ op: 'ack', queue: 'c', id: lease.job.id, token: lease.token }, ctx);
+    });
     expect(grownKiB).toBeLessThan(640);
   });
 });

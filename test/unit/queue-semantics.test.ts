@@ -737,6 +737,13 @@ describe('reads and admin', () => {
   });
 });
 
+/** An object that holds itself: JSON.stringify throws on it. */
+function cyclic(): Record<string, unknown> {
+  const value: Record<string, unknown> = { a: 1 };
+  value.self = value;
+  return value;
+}
+
 describe('bad input: coded errors and no partial state', () => {
   const cases: Array<[string, QueueRequest, string]> = [
     [
@@ -787,6 +794,33 @@ describe('bad input: coded errors and no partial state', () => {
     [
       'name over the limit',
       { op: 'add', queue: 'a', jobs: [{ name: 'n'.repeat(257) }] },
+      'AOFQ_ERR_JOB_INVALID',
+    ],
+    [
+      'data JSON cannot hold: a bigint',
+      { op: 'add', queue: 'a', jobs: [{ name: 'x', data: { n: 1n } }] },
+      'AOFQ_ERR_JOB_INVALID',
+    ],
+    [
+      'data JSON cannot hold: a cycle',
+      { op: 'add', queue: 'a', jobs: [{ name: 'x', data: cyclic() }] },
+      'AOFQ_ERR_JOB_INVALID',
+    ],
+    [
+      'data that is not a JSON value: a function',
+      { op: 'add', queue: 'a', jobs: [{ name: 'x', data: () => 1 }] },
+      'AOFQ_ERR_JOB_INVALID',
+    ],
+    [
+      'bulk whose second job holds a bigint',
+      {
+        op: 'add',
+        queue: 'a',
+        jobs: [
+          { name: 'ok', data: { n: 1 } },
+          { name: 'bad', data: [2n] },
+        ],
+      },
       'AOFQ_ERR_JOB_INVALID',
     ],
     ['bad queue name', { op: 'add', queue: 'a b', jobs: [{ name: 'x' }] }, 'AOFQ_ERR_QUEUE_INVALID_NAME'],
